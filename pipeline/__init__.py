@@ -1,0 +1,1 @@
+"""Corpus listing and sharding, decoding and frame sampling, alignment, the feature store."""
