@@ -1,0 +1,144 @@
+"""The `merv` command line: extract, status, encoders, train, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from jobs.config import ConfigError, ExtractConfig, build_config
+
+EPILOG = "Config files are YAML with optional `extract:` and `train:` sections; flags override them."
+
+
+def _add_extract(sub) -> None:
+    p = sub.add_parser(
+        "extract", help="run every frozen encoder once over a corpus into a Zarr store",
+        description="Decode each video once, run every encoder of SET on it, align to "
+        "[T, GxG] and write float16 features into a sharded Zarr v3 store. Reruns resume.",
+        epilog=EPILOG)
+    p.add_argument("input", nargs="?", help="folder (searched recursively) or glob of videos")
+    p.add_argument("--store", help="path or fsspec URL of the feature store to create or resume")
+    p.add_argument("--encoders", help="merv (default, full size), tiny, or a comma list of names")
+    p.add_argument("--config", help="YAML job config")
+    p.add_argument("--address", help="Ray cluster address (default: local in-process Ray)")
+    p.add_argument("--shard-size", type=int, dest="shard_size", help="videos per shard (32)")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help="videos per encoder batch (4)")
+    p.add_argument("--encoder-actors", type=int, dest="encoder_actors", help="encoder actors (1)")
+    p.add_argument("--encoder-gpus", type=float, dest="encoder_gpus",
+                   help="GPUs per encoder actor, fractional allowed (default: 1 if CUDA, else 0)")
+    p.add_argument("--decode-workers", type=int, dest="decode_workers",
+                   help="concurrent decode tasks (default: all free CPUs)")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="encoder dtype")
+    p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")
+    p.add_argument("--all-files", action="store_const", const=True, dest="all_files",
+                   help="also list files without a video extension (they fail with a reason)")
+    p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train projectors + mixer + head on cached features",
+        description="Fit only the projectors, the fusion (MERV cross-attention by default) and "
+        "the objective head on the features of a store; never touches a video.",
+        epilog=EPILOG)
+    p.add_argument("store", nargs="?", help="feature store made by `merv extract`")
+    p.add_argument("--config", help="YAML job config")
+    p.add_argument("--labels", help="CSV/Parquet/JSONL with video_id,label columns")
+    p.add_argument("--encoders", help="comma list of the store's encoders (default: all)")
+    p.add_argument("--fusion", help="fusion module (cross_attention)")
+    p.add_argument("--projector", help="projector (linear)")
+    p.add_argument("--objective", help="objective (probe)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--d-model", type=int, dest="d_model")
+    p.add_argument("--pool-grid", type=int, dest="pool_grid", help="pool the 8x8 grid at read time")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="directory for the checkpoint, config and results")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="merv", description="MERV feature-precompute pipeline: extract once, train cheaply.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_extract(sub)
+    p = sub.add_parser("status", help="rows per encoder done / failed / pending",
+                       description="Summarise a feature store: rows, shards, fingerprints, failures.")
+    p.add_argument("store")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("encoders", help="list registered encoders",
+                       description="List every registered encoder, or load one and run a clip.")
+    p.add_argument("--check", metavar="NAME", help="load NAME and encode one synthetic clip")
+    p.add_argument("--weights", help="local weights path for --check")
+    _add_train(sub)
+    p = sub.add_parser("demo", help="synthetic corpus -> tiny encoders -> trained probe, offline",
+                       description="Generate a labelled synthetic corpus, extract it with the tiny "
+                       "encoders on local Ray, train probes over the cache, print a results table.")
+    p.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
+    p.add_argument("--per-class", type=int, default=16, dest="per_class", help="clips per class")
+    p.add_argument("--epochs", type=int, default=30)
+    return parser
+
+
+def _train_config(args):
+    from jobs.config import load_section
+    from mixer import TrainConfig
+
+    data = load_section(args.config, "train")
+    flags = {k: getattr(args, k) for k in ("store", "labels", "fusion", "projector", "objective",
+                                           "epochs", "batch_size", "lr", "d_model", "pool_grid",
+                                           "seed", "out")}
+    if args.encoders:
+        flags["encoders"] = [e for e in args.encoders.split(",") if e]
+    data.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return TrainConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{args.config or 'flags'} [train]: {err}") from err
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "extract":
+        from jobs.extract import run_extract
+
+        overrides = {k: getattr(args, k) for k in (
+            "input", "store", "encoders", "address", "shard_size", "batch_size", "encoder_actors",
+            "encoder_gpus", "decode_workers", "dtype", "weights", "all_files", "progress")}
+        summary = run_extract(build_config(ExtractConfig, args.config, "extract", overrides))
+        return 0 if summary.ok or not summary.processed else 1
+    if args.command == "status":
+        from jobs.status import print_status
+
+        print_status(args.store, args.json)
+        return 0
+    if args.command == "encoders":
+        from jobs.encoders_cmd import check_encoder, list_encoders
+
+        return check_encoder(args.check, args.weights) if args.check else list_encoders()
+    if args.command == "train":
+        from jobs.train_cmd import run_train
+
+        run_train(_train_config(args))
+        return 0
+    if args.command == "demo":
+        from jobs.demo import run_demo
+
+        run_demo(args.out, per_class=args.per_class, epochs=args.epochs)
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        sys.exit(run(argv))
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"merv: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except RuntimeError as err:  # StoreError, WeightsNotFoundError, decode of a whole job, ...
+        print(f"merv: error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,119 @@
+"""What runs on Ray workers: CPU decode tasks and the encoder actor.
+
+Both take and return Ray Data numpy batches (dict of column -> array). Decode failures never
+raise: they come back as rows with ``status == "failed"`` and a one-line ``error``, which the
+encoder actor passes through untouched, so one bad file costs one row, not the job.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from pipeline.decode import decode_video
+
+
+def decode_batch(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
+    n = len(batch["row"])
+    out: dict[str, list] = {k: [] for k in (
+        "frames", "status", "error", "n_frames", "fps", "duration", "height", "width",
+        "decoder", "sampled_indices", "timestamps", "decode_s")}
+    for i in range(n):
+        start = time.perf_counter()
+        try:
+            video = decode_video(str(batch["source"][i]), num_frames)
+            out["frames"].append(video.frames)
+            out["status"].append("ok")
+            out["error"].append("")
+            meta = (video.n_frames, video.fps, video.duration, video.height, video.width,
+                    video.backend, video.indices, video.timestamps)
+        except Exception as err:  # noqa: BLE001 - recorded in the manifest, job goes on
+            out["frames"].append(np.zeros((0, 0, 0, 3), np.uint8))
+            out["status"].append("failed")
+            out["error"].append(" ".join(str(err).split())[:500] or type(err).__name__)
+            meta = (0, 0.0, 0.0, 0, 0, "", np.zeros(num_frames, np.int64),
+                    np.zeros(num_frames, np.float64))
+        for key, value in zip(("n_frames", "fps", "duration", "height", "width", "decoder",
+                               "sampled_indices", "timestamps"), meta):
+            out[key].append(value)
+        out["decode_s"].append(time.perf_counter() - start)
+    result = {k: v for k, v in batch.items()}
+    frames = np.empty(n, dtype=object)
+    frames[:] = out.pop("frames")
+    result["frames"] = frames
+    for key, values in out.items():
+        result[key] = np.stack(values) if key in ("sampled_indices", "timestamps") else np.asarray(values)
+    return result
+
+
+def _torch_dtype(name: str, device: str):
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+class EncoderActor:
+    """Holds every frozen encoder of the job; encodes batches of decoded videos.
+
+    Built once per actor (the expensive part: weights), then called per batch. Output columns
+    ``feat:<encoder>`` hold aligned float16 features [n, T, G*G, C]; failed rows hold zeros.
+    """
+
+    def __init__(self, encoders: list[str], weights: dict[str, str], dtype: str, use_gpu: bool,
+                 cpu_threads: int, time_steps: int, grid: int):
+        import torch
+
+        from encoders import build_encoder
+
+        if cpu_threads > 0:
+            torch.set_num_threads(cpu_threads)
+        self.device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+        self.time_steps, self.grid = time_steps, grid
+        compute_dtype = _torch_dtype(dtype, self.device)
+        self.encoders = {
+            name: build_encoder(name, device=self.device, dtype=compute_dtype,
+                                weights=weights.get(name))
+            for name in encoders
+        }
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        from pipeline.align import align_tokens
+
+        frames = batch.pop("frames")
+        ok = [i for i, s in enumerate(batch["status"]) if s == "ok"]
+        status, error = list(batch["status"]), list(batch["error"])
+        n = len(status)
+        start = time.perf_counter()
+        videos = [torch.from_numpy(np.ascontiguousarray(frames[i])).to(self.device) for i in ok]
+        for name, encoder in self.encoders.items():
+            spec = encoder.spec
+            feats = np.zeros((n, self.time_steps, self.grid * self.grid, spec.width), np.float16)
+            if videos:
+                try:
+                    grid = encoder.encode(videos)
+                    feats[ok] = align_tokens(grid, self.time_steps, self.grid).float().cpu().numpy()
+                except Exception as err:  # noqa: BLE001 - per-video retry isolates the culprit
+                    self._encode_one_by_one(encoder, videos, ok, feats, status, error, err)
+            batch[f"feat:{name}"] = feats
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        batch["status"], batch["error"] = np.asarray(status), np.asarray(error)
+        batch["encode_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+        return batch
+
+    def _encode_one_by_one(self, encoder, videos, ok, feats, status, error, batch_err) -> None:
+        from pipeline.align import align_tokens
+
+        for video, row in zip(videos, ok):
+            try:
+                grid = encoder.encode([video])
+                feats[row] = align_tokens(grid, self.time_steps, self.grid)[0].float().cpu().numpy()
+            except Exception as err:  # noqa: BLE001
+                status[row] = "failed"
+                error[row] = f"encoder {encoder.spec.name}: {' '.join(str(err).split())[:300]}"
+        del batch_err

@@ -1,0 +1,53 @@
+"""Shared fixtures: real clips, generated clips, one Ray session for the whole test run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REAL_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "real"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+
+
+@pytest.fixture(scope="session")
+def real_corpus() -> Path:
+    if not REAL_CORPUS.is_dir():
+        pytest.skip(f"real clips not found at {REAL_CORPUS}")
+    return REAL_CORPUS
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> tuple[Path, list[tuple[str, str]]]:
+    """Eight small labelled clips (2 per class), written once per session."""
+    from pipeline.synthetic import make_corpus
+
+    folder = tmp_path_factory.mktemp("synthetic")
+    labels = make_corpus(str(folder), per_class=2, size=64, seed=1)
+    return folder, labels
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """Start local Ray once for every test that needs it (about 4 s), shut it down at the end."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def mixed_corpus(tmp_path, real_corpus) -> Path:
+    """Real mp4/avi/mkv clips plus a corrupt and an empty file, in one folder."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for clip in sorted(real_corpus.iterdir()):
+        shutil.copy(clip, folder / clip.name)
+    # A truncated header followed by garbage: looks like an mp4 by name only.
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(4096))
+    (folder / "empty.avi").write_bytes(b"")
+    return folder

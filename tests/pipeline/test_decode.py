@@ -1,0 +1,76 @@
+import os
+
+import numpy as np
+import pytest
+
+from pipeline.decode import DecodeError, _decode_pyav, decode_video
+from pipeline.sampling import sample_indices
+from pipeline.synthetic import ClipSpec, render_clip, write_video
+
+REAL_EXPECTED = {  # file: (frames, height, width), from the corpus README / ffprobe
+    "mmaction2_test.avi": (164, 240, 320),
+    "mmaction2_part_0.mp4": (32, 256, 340),
+    "decord_flipping_a_pancake.mkv": (310, 240, 426),
+    "mmaction2_demo_spatiotemporal_det.mp4": (57, 256, 340),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_EXPECTED))
+def test_real_clips_decode_at_the_sampled_indices(real_corpus, name):
+    n, h, w = REAL_EXPECTED[name]
+    video = decode_video(str(real_corpus / name))
+    assert video.n_frames == n
+    assert video.frames.shape == (32, h, w, 3) and video.frames.dtype == np.uint8
+    assert video.indices.tolist() == sample_indices(n).tolist()
+    assert np.all(np.diff(video.timestamps) >= 0)
+    assert video.fps > 0 and video.duration > 0
+
+
+def test_pyav_fallback_gives_the_same_frames_as_decord(real_corpus):
+    path = str(real_corpus / "mmaction2_test.mp4")
+    a, b = decode_video(path), _decode_pyav(path, 32)
+    assert a.backend == "decord" and b.backend == "pyav"
+    assert np.array_equal(a.indices, b.indices)
+    assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 1.0
+
+
+def test_generated_clip_frames_show_the_shape_where_it_was_drawn(tmp_path):
+    spec = ClipSpec("red_right", n_frames=40, size=64, shape_size=16, y=10, seed=3)
+    frames = render_clip(spec)
+    path = str(tmp_path / "clip.mp4")
+    write_video(path, frames)
+    video = decode_video(path)
+    assert video.n_frames == 40
+    expected = frames[video.indices]
+    # Lossy codec: close on average, and the red square is where it was drawn.
+    assert np.abs(video.frames.astype(int) - expected.astype(int)).mean() < 8
+    first_x = int(np.argmax(video.frames[0, 18, :, 0] > 200))
+    last_x = int(np.argmax(video.frames[-1, 18, :, 0] > 200))
+    assert first_x < 4 and last_x > 40  # moved left to right
+
+
+def test_short_clip_repeats_frames(tmp_path):
+    frames = render_clip(ClipSpec("blue_left", n_frames=5, size=32, shape_size=8, y=0, seed=1))
+    path = str(tmp_path / "short.mp4")
+    write_video(path, frames)
+    video = decode_video(path)
+    assert video.n_frames == 5
+    assert video.indices.tolist() == sample_indices(5).tolist()
+    assert np.array_equal(video.frames[0], video.frames[1])  # index 0 sampled twice
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100,
+                                     b"\x00\x00\x00\x18ftypisom" + b"\x01" * 2048])
+def test_bad_files_raise_a_one_line_reason_from_every_backend(tmp_path, content):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(DecodeError) as info:
+        decode_video(str(path))
+    reason = str(info.value)
+    assert "\n" not in reason
+    assert "decord:" in reason and "pyav:" in reason
+
+
+def test_missing_file_is_a_decode_error(tmp_path):
+    with pytest.raises(DecodeError):
+        decode_video(os.path.join(tmp_path, "nope.mp4"))
