@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate a labelled synthetic corpus, extract it with the tiny "
                        "encoders on local Ray, train probes over the cache, print a results table.")
     p.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
-    p.add_argument("--per-class", type=int, default=16, dest="per_class", help="clips per class")
+    p.add_argument("--per-class", type=int, default=24, dest="per_class", help="clips per class")
     p.add_argument("--epochs", type=int, default=30)
     return parser
 

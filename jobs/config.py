@@ -34,6 +34,7 @@ class ExtractConfig:
     encoder_cpus: float = 1.0  # CPUs reserved per encoder actor
     encoder_gpus: float | None = None  # GPUs per actor (fractional ok); None = 1 if CUDA else 0
     decode_workers: int = 0  # concurrent decode tasks; 0 = let Ray use the free CPUs
+    decode_memory_mb: int = 512  # memory reserved per decode task (bounds frames in flight)
     dtype: str = "auto"  # encoder compute dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16
     weights: dict[str, str] = field(default_factory=dict)  # encoder name -> local weights path
     all_files: bool = False  # list files without a video extension too (they fail with a reason)

@@ -41,14 +41,16 @@ class ExtractSummary:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> bool:
+    """Connect to (or start) Ray; True when this call started it, so the caller shuts it down."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     # Quiet, local by default; an address joins an existing cluster (`ray start --head`).
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING, configure_logging=True)
+    return True
 
 
 def _open_or_create(cfg: ExtractConfig, plan: ShardPlan, specs: list) -> FeatureStore:
@@ -113,12 +115,19 @@ def _build_dataset(cfg: ExtractConfig, todo: list[dict], names: list[str]):
     from jobs.workers import EncoderActor, decode_batch
 
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False  # we draw our own bar with videos/s and failures
+    ctx.enable_operator_progress_bars = False  # we draw our own bar with videos/s and failures
+    ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    for name in ("ray.data", "ray.data._internal.progress"):  # our bar replaces theirs
+        logging.getLogger(name).setLevel(logging.ERROR)
     use_gpu = bool(cfg.encoder_gpus)
     ds = ray.data.from_items(todo, override_num_blocks=max(1, len(todo)))
     decode_opts = {"compute": TaskPoolStrategy(size=cfg.decode_workers)} if cfg.decode_workers else {}
+    # The memory reservation bounds concurrent decodes (32 full-resolution frames each) and,
+    # being a resource the encoder stage does not ask for, keeps Ray Data from fusing decode
+    # into the encoder actor, which would serialise decoding and encoding on one worker.
     ds = ds.map_batches(decode_batch, batch_size=1, num_cpus=1, batch_format="numpy",
+                        memory=cfg.decode_memory_mb * 2**20,
                         fn_kwargs={"num_frames": cfg.num_frames}, **decode_opts)
     return ds.map_batches(
         EncoderActor,
@@ -168,23 +177,15 @@ def run_extract(cfg: ExtractConfig, echo=print) -> ExtractSummary:
     stats = {"ok": 0, "failed": 0, "decode_s": 0.0, "encode_s": 0.0}
     failures: dict[str, str] = {}
     if todo:
-        init_ray(cfg.address)
-        dataset = _build_dataset(cfg, todo, names)
-        bar = _progress(len(todo), cfg.progress)
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for i in range(len(batch["row"])):
-                row = {k: v[i] for k, v in batch.items()}
-                row["row"] = int(row["row"])
-                row["status"], row["error"] = str(row["status"]), str(row["error"])
-                stats[row["status"]] += 1
-                stats["decode_s"] += float(row["decode_s"])
-                stats["encode_s"] += float(row["encode_s"])
-                if row["status"] != "ok":
-                    failures[str(row["video_id"])] = row["error"]
-                assembler.add(row)
-            bar.update(len(batch["row"]))
-            bar.set_postfix(failed=stats["failed"])
-        bar.close()
+        started_ray = init_ray(cfg.address)
+        try:
+            _consume(_build_dataset(cfg, todo, names), assembler, stats, failures,
+                     _progress(len(todo), cfg.progress))
+        finally:
+            if started_ray:
+                import ray
+
+                ray.shutdown()
         if assembler.pending:
             raise StoreError(f"shards {sorted(assembler.pending)} did not receive every row")
     store.consolidate_manifest()
@@ -202,6 +203,24 @@ def run_extract(cfg: ExtractConfig, echo=print) -> ExtractSummary:
     for vid, reason in sorted(failures.items()):
         echo(f"  failed {vid}: {reason}")
     return summary
+
+
+def _consume(dataset, assembler: _ShardAssembler, stats: dict, failures: dict, bar) -> None:
+    """Drain the dataset on the driver: count, record failures, hand rows to the writer."""
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for i in range(len(batch["row"])):
+            row = {k: v[i] for k, v in batch.items()}
+            row["row"] = int(row["row"])
+            row["status"], row["error"] = str(row["status"]), str(row["error"])
+            stats[row["status"]] += 1
+            stats["decode_s"] += float(row["decode_s"])
+            stats["encode_s"] += float(row["encode_s"])
+            if row["status"] != "ok":
+                failures[str(row["video_id"])] = row["error"]
+            assembler.add(row)
+        bar.update(len(batch["row"]))
+        bar.set_postfix(failed=stats["failed"])
+    bar.close()
 
 
 def _progress(total: int, enabled: bool):

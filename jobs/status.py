@@ -17,7 +17,7 @@ def store_status(url: str) -> dict:
     failures = [
         {"video_id": v, "error": e}
         for v, s, e in zip(manifest.column("video_id").to_pylist(), manifest.column("status").to_pylist(),
-                           manifest.column("error").to_pylist())
+                           manifest.column("error").to_pylist(), strict=False)
         if s != "ok"
     ]
     return {

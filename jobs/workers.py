@@ -35,7 +35,7 @@ def decode_batch(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.
             meta = (0, 0.0, 0.0, 0, 0, "", np.zeros(num_frames, np.int64),
                     np.zeros(num_frames, np.float64))
         for key, value in zip(("n_frames", "fps", "duration", "height", "width", "decoder",
-                               "sampled_indices", "timestamps"), meta):
+                               "sampled_indices", "timestamps"), meta, strict=False):
             out[key].append(value)
         out["decode_s"].append(time.perf_counter() - start)
     result = {k: v for k, v in batch.items()}
@@ -109,7 +109,7 @@ class EncoderActor:
     def _encode_one_by_one(self, encoder, videos, ok, feats, status, error, batch_err) -> None:
         from pipeline.align import align_tokens
 
-        for video, row in zip(videos, ok):
+        for video, row in zip(videos, ok, strict=False):
             try:
                 grid = encoder.encode([video])
                 feats[row] = align_tokens(grid, self.time_steps, self.grid)[0].float().cpu().numpy()

@@ -1,0 +1,245 @@
+"""Cached-feature dataset: reads aligned encoder features only through the pipeline's store.
+
+The corpus is small for now, so the selected rows are held in memory as float32, but they are
+read shard by shard (one `read_rows` call per shard and encoder) so reads hit whole Zarr shards
+and only one shard is ever held as float16 + pooled copies at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+
+class StoreReader(Protocol):
+    """The part of `pipeline.store.FeatureStore` the trainer uses."""
+
+    video_ids: list[str]
+    encoders: list[str]
+    time_steps: int
+    grid: int
+    shard_size: int
+
+    def width(self, encoder: str) -> int: ...
+    def read_rows(self, encoder: str, rows: np.ndarray) -> np.ndarray: ...
+    def manifest(self) -> pa.Table: ...
+    def ok_rows(self) -> np.ndarray: ...
+
+
+def open_store(store: str | StoreReader) -> StoreReader:
+    if not isinstance(store, str):
+        return store  # already open (tests, notebooks)
+    from pipeline.store import FeatureStore  # lazy: mixer imports without pipeline installed
+
+    return FeatureStore.open(store)
+
+
+# --- labels -------------------------------------------------------------------------------------
+
+
+def read_label_table(path: str) -> pa.Table:
+    """CSV / Parquet / JSONL (local path or fsspec URL) with columns video_id,label."""
+    import fsspec
+    import pyarrow.csv as pcsv
+    import pyarrow.json as pjson
+    import pyarrow.parquet as pq
+
+    lower = path.lower()
+    with fsspec.open(path, "rb", compression="infer") as f:
+        if lower.endswith((".parquet", ".pq")):
+            table = pq.read_table(f)
+        elif lower.endswith((".jsonl", ".ndjson", ".json", ".jsonl.gz")):
+            table = pjson.read_json(f)
+        elif lower.endswith((".csv", ".csv.gz", ".tsv")):
+            delim = "\t" if lower.endswith(".tsv") else ","
+            table = pcsv.read_csv(
+                f,
+                parse_options=pcsv.ParseOptions(delimiter=delim),
+                convert_options=pcsv.ConvertOptions(column_types={"video_id": pa.string()}),
+            )
+        else:
+            raise ValueError(f"labels file {path}: unknown format (use .csv, .parquet or .jsonl)")
+    missing = {"video_id", "label"} - set(table.column_names)
+    if missing:
+        raise ValueError(
+            f"labels file {path} lacks column(s) {sorted(missing)}; has {table.column_names}"
+        )
+    return table
+
+
+def labels_by_video(table: pa.Table, source: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for vid, label in zip(
+        table.column("video_id").to_pylist(), table.column("label").to_pylist(), strict=True
+    ):
+        if vid is None or label is None:
+            continue  # unlabeled rows are reported later if the video is actually used
+        vid = str(vid)
+        if vid in out and out[vid] != label:
+            raise ValueError(f"{source}: video {vid!r} has two labels, {out[vid]!r} and {label!r}")
+        out[vid] = label
+    return out
+
+
+def class_names(values: Sequence[Any]) -> list[Any]:
+    """Sorted distinct labels (numeric order for numbers, so 2 < 10; mixed types by text)."""
+    try:
+        return sorted(set(values))
+    except TypeError:
+        return sorted(set(values), key=str)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureData:
+    """All selected rows in memory: features[e] is float32 [N, T, G*G, C_e]."""
+
+    features: list[Tensor]
+    targets: Tensor  # int64 [N]
+    video_ids: list[str]
+    rows: np.ndarray
+    encoders: list[str]
+    widths: list[int]
+    time_steps: int
+    grid: int  # after read-time pooling
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def batch(self, idx: Tensor) -> tuple[list[Tensor], Tensor]:
+        return [f[idx] for f in self.features], self.targets[idx]
+
+    def to(self, device: torch.device | str) -> FeatureData:
+        self.features = [f.to(device) for f in self.features]
+        self.targets = self.targets.to(device)
+        return self
+
+
+def pool_tokens(x: Tensor, grid: int, pool_grid: int | None) -> Tensor:
+    """[n, T, G*G, C] -> [n, T, P*P, C] by adaptive_avg_pool2d over the (row-major) GxG grid."""
+    if pool_grid is None or pool_grid == grid:
+        return x
+    if pool_grid > grid:
+        raise ValueError(f"pool_grid {pool_grid} is larger than the stored grid {grid}")
+    n, t, gg, c = x.shape
+    y = x.reshape(n * t, grid, grid, c).permute(0, 3, 1, 2)
+    y = F.adaptive_avg_pool2d(y, pool_grid)
+    return y.permute(0, 2, 3, 1).reshape(n, t, pool_grid * pool_grid, c)
+
+
+def load_features(
+    store: str | StoreReader,
+    encoders: Sequence[str] | None = None,
+    labels: str | None = None,
+    pool_grid: int | None = None,
+    log: Callable[[str], None] = print,
+) -> FeatureData:
+    st = open_store(store)
+    store_name = store if isinstance(store, str) else type(store).__name__
+    chosen = list(st.encoders) if encoders is None else list(encoders)
+    unknown = [e for e in chosen if e not in st.encoders]
+    if unknown:
+        raise ValueError(
+            f"encoder(s) {unknown} not in store {store_name}; it has {list(st.encoders)}"
+        )
+
+    # Labels: either a separate file or the manifest's `label` column.
+    if labels is not None:
+        source = f"labels file {labels}"
+        label_map = labels_by_video(read_label_table(labels), source)
+    else:
+        man = st.manifest()
+        source = f"the manifest of store {store_name} (column 'label')"
+        if "label" not in man.column_names:
+            raise ValueError(
+                f"store {store_name} manifest has no 'label' column (columns: {man.column_names}); "
+                "pass TrainConfig.labels=<csv/parquet/jsonl with video_id,label>"
+            )
+        label_map = labels_by_video(man, source)
+
+    rows = np.sort(np.asarray(st.ok_rows(), dtype=np.int64))
+    if rows.size == 0:
+        raise ValueError(f"store {store_name} has no rows with status 'ok'")
+    vids = [st.video_ids[r] for r in rows]
+    missing = [v for v in vids if v not in label_map]
+    if missing:
+        shown = ", ".join(repr(v) for v in missing[:5])
+        raise ValueError(
+            f"{len(missing)} of {len(vids)} ok video(s) have no label in {source}: {shown}"
+            + (" ..." if len(missing) > 5 else "")
+        )
+    classes = class_names([label_map[v] for v in vids])
+    index = {c: i for i, c in enumerate(classes)}
+    targets = torch.tensor([index[label_map[v]] for v in vids], dtype=torch.long)
+    n_failed = len(st.video_ids) - rows.size
+    if n_failed:
+        log(f"dataset: skipping {n_failed} row(s) not ok (failed or not yet extracted)")
+
+    grid_out = st.grid if pool_grid is None else pool_grid
+    widths = [int(st.width(e)) for e in chosen]
+    feats = [torch.empty(rows.size, st.time_steps, grid_out * grid_out, w) for w in widths]
+    # Shard-aligned reads: one read_rows per (shard, encoder).
+    shard_of = rows // int(st.shard_size)
+    for shard in np.unique(shard_of):
+        pos = np.nonzero(shard_of == shard)[0]
+        for e, name in enumerate(chosen):
+            raw = np.asarray(st.read_rows(name, rows[pos]))
+            expect = (pos.size, st.time_steps, st.grid * st.grid, widths[e])
+            if raw.shape != expect:
+                raise ValueError(
+                    f"store {store_name} encoder {name}: read {raw.shape}, expected {expect}"
+                )
+            x = torch.from_numpy(raw.astype(np.float32, copy=False))
+            feats[e][torch.from_numpy(pos)] = pool_tokens(x, st.grid, pool_grid)
+    return FeatureData(
+        features=feats,
+        targets=targets,
+        video_ids=vids,
+        rows=rows,
+        encoders=chosen,
+        widths=widths,
+        time_steps=int(st.time_steps),
+        grid=grid_out,
+        classes=[str(c) for c in classes],
+    )
+
+
+# --- split and batches --------------------------------------------------------------------------
+
+
+def split_indices(
+    targets: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split: about val_fraction of every class goes to validation."""
+    targets = np.asarray(targets)
+    if val_fraction <= 0:
+        return np.arange(targets.size), np.arange(0)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(targets):
+        idx = rng.permutation(np.nonzero(targets == c)[0])
+        # Keep at least one training example per class; round the rest to val_fraction.
+        n_val = min(int(round(val_fraction * idx.size)), idx.size - 1)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def iter_batches(
+    indices: np.ndarray, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[Tensor]:
+    """Index batches over `indices`, shuffled when a generator is given."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    if generator is not None:
+        idx = idx[torch.randperm(idx.numel(), generator=generator)]
+    yield from idx.split(batch_size)

@@ -1,0 +1,58 @@
+"""Objectives: a small trainable head over the fused tokens [B, N, d] plus its loss.
+
+A factory is called as `factory(d_model=..., n_tokens=..., num_classes=..., **objective_options)`
+and returns a module with `forward(tokens) -> output`, `loss(output, targets) -> Tensor` and
+`correct(output, targets) -> int`. Only "probe" exists so far; "lm" (frozen causal LM, visual
+tokens after BOS) and "contrastive" (InfoNCE against cached text embeddings) slot in here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .registry import Registry
+
+OBJECTIVES = Registry("objective")
+register_objective = OBJECTIVES.register
+
+
+@register_objective("probe")
+class ProbeHead(nn.Module):
+    """Classification probe that keeps token order.
+
+    Each token is squeezed to `token_dim` channels (Linear + GELU), the [N, token_dim] map is
+    flattened and one Linear gives the class logits. Flattening (not averaging) over tokens keeps
+    the time step and grid cell of every token, so labels that depend on temporal order (motion
+    left vs right) are learnable; a mean over time could not tell them apart.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_tokens: int,
+        num_classes: int,
+        token_dim: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"probe needs at least 2 classes, got {num_classes}")
+        self.n_tokens = n_tokens
+        self.reduce = nn.Linear(d_model, token_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(n_tokens * token_dim, num_classes)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        if tokens.shape[1] != self.n_tokens:
+            raise ValueError(f"probe built for {self.n_tokens} tokens got {tokens.shape[1]}")
+        z = F.gelu(self.reduce(tokens))  # [B, N, r]
+        return self.classifier(self.dropout(z.flatten(1)))
+
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits, targets)
+
+    @torch.no_grad()
+    def correct(self, logits: Tensor, targets: Tensor) -> int:
+        return int((logits.argmax(dim=-1) == targets).sum())
