@@ -156,7 +156,10 @@ def run_extract(cfg: ExtractConfig, echo=print) -> ExtractSummary:
     if not cfg.input or not cfg.store:
         raise ConfigError("extract needs an input (folder or glob) and --store")
     cfg = _resolve_gpus(cfg)
-    names = resolve_encoder_set(cfg.encoders)
+    try:
+        names = resolve_encoder_set(cfg.encoders)
+    except ValueError as err:
+        raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
     specs = [get_spec(n) for n in names]
     items = list_videos(cfg.input, all_files=cfg.all_files)
     if not items:

@@ -1,0 +1,127 @@
+"""FrozenEncoder (preprocess + frozen forward) and build_encoder (architecture + weights)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from encoders.backends import BACKBONES, Backbone
+from encoders.preprocess import preprocess_frames
+from encoders.registry import get_spec
+from encoders.spec import NUM_SAMPLED_FRAMES, EncoderSpec
+from encoders.weights import hub_snapshot, missing_weights, resolve_local
+
+
+class FrozenEncoder(nn.Module):
+    """A frozen video encoder: uint8 videos [32, H, W, 3] -> raw token grids [B, T, Hg, Wg, C]."""
+
+    def __init__(self, spec: EncoderSpec, backbone: Backbone,
+                 autocast_dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.backbone = backbone
+        self.autocast_dtype = autocast_dtype  # used on CUDA only
+        self.eval().requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def preprocess(self, videos: Sequence[torch.Tensor]) -> torch.Tensor:
+        """uint8 videos, each [32, H, W, 3] (sizes may differ) -> [B, frames, 3, S, S] float.
+
+        Runs on each video's own device; `encode` moves the uint8 frames to the model first.
+        """
+        if len(videos) == 0:
+            raise ValueError("no videos to preprocess")
+        out = []
+        for i, video in enumerate(videos):
+            if video.ndim != 4 or video.shape[0] != NUM_SAMPLED_FRAMES:
+                raise ValueError(f"video {i}: expected [{NUM_SAMPLED_FRAMES}, H, W, 3] uint8, "
+                                 f"got {tuple(video.shape)}")
+            out.append(preprocess_frames(video[:: self.spec.frame_stride], self.spec))
+        return torch.stack(out)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels [B, frames, 3, S, S] -> [B, T, Hg, Wg, C]."""
+        s = self.spec
+        if pixels.ndim != 5 or pixels.shape[1] != s.frames:
+            raise ValueError(f"encoder '{s.name}' expects [B, {s.frames}, 3, {s.image_size}, "
+                             f"{s.image_size}], got {tuple(pixels.shape)}")
+        out = self.backbone(pixels)
+        if out.shape[1:] != s.output_shape:
+            raise RuntimeError(f"encoder '{s.name}' gave {tuple(out.shape[1:])}, spec says "
+                               f"{s.output_shape}")
+        return out
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.device.type == "cuda" and self.autocast_dtype not in (None, torch.float32):
+            return torch.autocast("cuda", dtype=self.autocast_dtype)
+        return contextlib.nullcontext()
+
+    def encode(self, videos: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Preprocess + frozen forward; float32 [B, T, Hg, Wg, C] on the model's device."""
+        self.eval()
+        dev = self.device
+        with torch.inference_mode():
+            pixels = self.preprocess([v.to(dev, non_blocking=True) for v in videos])
+            with self._autocast():
+                out = self.forward(pixels)
+        return out.float()
+
+
+def _seed_for(spec: EncoderSpec) -> int:
+    return int(spec.fingerprint()[:8], 16)
+
+
+def build_encoder(
+    name_or_spec: str | EncoderSpec,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    random_init: bool = False,
+) -> FrozenEncoder:
+    """Build a frozen encoder.
+
+    - tiny specs: always random, seeded from the spec fingerprint (identical in every process);
+    - random_init=True: the architecture with seeded random weights (tests, smoke runs);
+    - otherwise weights from `weights` (local file or directory), else the spec's hub checkpoint
+      (HF cache, or network unless HF_HUB_OFFLINE); WeightsNotFoundError when neither has them.
+
+    `dtype` is the CUDA autocast dtype (default bfloat16 on CUDA; CPU always runs float32).
+    """
+    spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if spec.backend not in BACKBONES:
+        raise ValueError(f"no backend {spec.backend!r} for encoder '{spec.name}'")
+    if spec.tiny and weights is not None:
+        raise ValueError(f"encoder '{spec.name}' is a tiny random model; it takes no weights")
+    random = spec.tiny or random_init
+    # Resolve weights before building anything, so a missing checkpoint fails fast.
+    source = None
+    if not random:
+        source = resolve_local(spec, weights) if weights is not None else _hub_source(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(spec))
+        backbone = BACKBONES[spec.backend](spec, source)
+    device = torch.device(device)
+    if dtype is None and device.type == "cuda":
+        dtype = torch.bfloat16
+    return FrozenEncoder(spec, backbone.to(device), autocast_dtype=dtype)
+
+
+def _hub_source(spec: EncoderSpec) -> Path:
+    repo_id = spec.checkpoint
+    if spec.backend == "timm":
+        import timm.models
+
+        cfg = timm.models.get_pretrained_cfg(spec.checkpoint)
+        hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+        if not hub_id:
+            raise missing_weights(spec, f"a HF hub id for timm model '{spec.checkpoint}' (none)")
+        repo_id = hub_id
+    return hub_snapshot(spec, repo_id)

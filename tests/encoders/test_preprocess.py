@@ -1,0 +1,97 @@
+"""Tensor preprocessing vs the reference pipelines (torchvision on PIL; LanguageBind's tensor ops)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms as T
+
+from encoders import build_encoder, get_spec
+from encoders.preprocess import preprocess_frames
+
+
+def _pil_reference(frames: torch.Tensor, spec) -> torch.Tensor:
+    interp = {"bicubic": T.InterpolationMode.BICUBIC,
+              "bilinear": T.InterpolationMode.BILINEAR}[spec.interpolation]
+    if spec.resize == "squash":
+        resize = [T.Resize((224, 224), interpolation=interp)]
+    else:
+        resize = [T.Resize(224, interpolation=interp), T.CenterCrop(224)]
+    tf = T.Compose([*resize, T.ToTensor(), T.Normalize(spec.mean, spec.std)])
+    return torch.stack([tf(Image.fromarray(f.numpy())) for f in frames])
+
+
+def _languagebind_reference(frames: torch.Tensor, spec) -> torch.Tensor:
+    # What LanguageBind's decord video transform does: /255, normalise, short side scale with
+    # plain bilinear interpolate (floor for the long side), centre crop. (No random flip.)
+    x = frames.permute(3, 0, 1, 2).float() / 255.0  # C, T, H, W
+    mean = torch.tensor(spec.mean).view(3, 1, 1, 1)
+    std = torch.tensor(spec.std).view(3, 1, 1, 1)
+    x = (x - mean) / std
+    _, _, h, w = x.shape
+    if w < h:
+        size = (int(math.floor(h / w * 224)), 224)
+    else:
+        size = (224, int(math.floor(w / h * 224)))
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    top, left = int(round((x.shape[-2] - 224) / 2.0)), int(round((x.shape[-1] - 224) / 2.0))
+    return x[..., top : top + 224, left : left + 224].permute(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("name", ["dinov2", "siglip", "vivit", "clip"])
+@pytest.mark.parametrize("hw", [(240, 320), (300, 226), (180, 180), (96, 128)])
+def test_matches_torchvision_on_pil(name: str, hw: tuple[int, int], video_factory) -> None:
+    spec = get_spec(name)
+    frames = video_factory(*hw, seed=hw[0], frames=3)
+    ours = preprocess_frames(frames, spec)
+    ref = _pil_reference(frames, spec)
+    assert ours.shape == ref.shape == (3, 3, 224, 224)
+    diff = (ours - ref).abs()
+    # One uint8 level is 1/255/std ~ 0.008-0.017 after normalising: sub-level mean error.
+    assert diff.mean() < 1e-2, diff.mean()
+    assert diff.max() < 0.06, diff.max()  # at most ~3 uint8 levels
+
+
+@pytest.mark.parametrize("hw", [(240, 320), (300, 226), (224, 224)])
+def test_languagebind_matches_reference_tensor_pipeline(hw, video_factory) -> None:
+    spec = get_spec("languagebind")
+    frames = video_factory(*hw, seed=7, frames=4)
+    ours = preprocess_frames(frames, spec)
+    ref = _languagebind_reference(frames, spec)
+    assert ours.shape == ref.shape == (4, 3, 224, 224)
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_preprocess_never_flips(video_factory) -> None:
+    spec = get_spec("languagebind")
+    frames = video_factory(240, 320, seed=3, frames=2)
+    outs = [preprocess_frames(frames, spec) for _ in range(5)]
+    assert all(torch.equal(outs[0], o) for o in outs)
+
+
+def test_encoder_preprocess_selects_frames_with_stride(videos) -> None:
+    enc16 = build_encoder("siglip-tiny")
+    enc32 = build_encoder("vivit-tiny")
+    stamped = videos[0].clone()
+    for i in range(32):  # frame i is a flat image of value 4*i
+        stamped[i] = 4 * i
+    p16 = enc16.preprocess([stamped])
+    p32 = enc32.preprocess([stamped])
+    assert p16.shape == (1, 16, 3, 224, 224) and p32.shape == (1, 32, 3, 224, 224)
+    # siglip normalises with 0.5/0.5: pixel v -> 2 * v / 255 - 1
+    got16 = ((p16[0, :, 0, 0, 0] + 1) / 2 * 255).round().long()
+    got32 = ((p32[0, :, 0, 0, 0] + 1) / 2 * 255).round().long()
+    assert got16.tolist() == [4 * i for i in range(0, 32, 2)]
+    assert got32.tolist() == [4 * i for i in range(32)]
+
+
+def test_preprocess_rejects_bad_input() -> None:
+    enc = build_encoder("siglip-tiny")
+    with pytest.raises(ValueError, match="expected"):
+        enc.preprocess([torch.zeros(16, 64, 64, 3, dtype=torch.uint8)])
+    with pytest.raises(ValueError, match="uint8"):
+        preprocess_frames(torch.zeros(2, 64, 64, 3), get_spec("siglip"))
