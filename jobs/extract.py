@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jobs.config import ConfigError, ExtractConfig, to_yaml
-from pipeline.corpus import ShardPlan, list_videos, plan_shards
+from pipeline.corpus import ShardPlan, VideoItem, list_videos, plan_shards
 from pipeline.store import FeatureStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ def _open_or_create(cfg: ExtractConfig, plan: ShardPlan, specs: list) -> Feature
 class _ShardAssembler:
     """Collects rows per shard on the driver and writes each shard once it is complete."""
 
-    def __init__(self, store: FeatureStore, plan: ShardPlan, sources: dict[str, str]):
-        self.store, self.plan, self.sources = store, plan, sources
+    def __init__(self, store: FeatureStore, plan: ShardPlan):
+        self.store, self.plan = store, plan
         self.pending: dict[int, dict[int, dict]] = {}
         self.write_s = 0.0
 
@@ -103,12 +103,21 @@ class _ShardAssembler:
             **{k: r[k].item() if hasattr(r[k], "item") else r[k] for k in MANIFEST_KEYS},
             "sampled_indices": r["sampled_indices"].tolist() if r["status"] == "ok" else None,
             "timestamps": r["timestamps"].tolist() if r["status"] == "ok" else None,
+            **json.loads(str(r["extra"])),  # manifest columns carried from the input (labels, ...)
         } for r in ordered]
         self.store.write_shard(shard, features, manifest)
         self.write_s += time.perf_counter() - start
 
 
-def _build_dataset(cfg: ExtractConfig, todo: list[dict], names: list[str]):
+def _work_row(row: int, item: VideoItem) -> dict:
+    """One unit of decode work; plain scalars so Ray Data keeps it in Arrow columns."""
+    return {"row": row, "video_id": item.video_id, "source": item.source,
+            "start": item.start if item.start is not None else float("nan"),
+            "end": item.end if item.end is not None else float("nan"),
+            "extra": json.dumps(item.extra, sort_keys=True, default=str)}
+
+
+def _build_dataset(cfg: ExtractConfig, todo: list[dict], specs: list):
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
@@ -132,7 +141,7 @@ def _build_dataset(cfg: ExtractConfig, todo: list[dict], names: list[str]):
     return ds.map_batches(
         EncoderActor,
         fn_constructor_kwargs={
-            "encoders": names, "weights": cfg.weights, "dtype": cfg.dtype, "use_gpu": use_gpu,
+            "encoders": [s.to_dict() for s in specs], "weights": cfg.weights, "dtype": cfg.dtype, "use_gpu": use_gpu,
             "cpu_threads": max(1, int(cfg.encoder_cpus)), "time_steps": cfg.time_steps,
             "grid": cfg.grid,
         },
@@ -165,24 +174,24 @@ def run_extract(cfg: ExtractConfig, echo=print) -> ExtractSummary:
     if not items:
         raise ConfigError(f"no videos found in {cfg.input}")
     plan = plan_shards(items, cfg.shard_size)
-    sources = {it.video_id: it.source for it in items}
+    by_id = {it.video_id: it for it in items}
     store = _open_or_create(cfg, plan, specs)
     _save_effective_config(store, cfg, echo)
 
     done = store.committed_shards()
-    todo = [{"row": r, "video_id": plan.video_ids[r], "source": sources[plan.video_ids[r]]}
+    todo = [_work_row(r, by_id[plan.video_ids[r]])
             for s in range(plan.num_shards) if s not in done for r in plan.shard_rows(s)]
     echo(f"{len(items)} videos, {plan.num_shards} shards of {plan.shard_size}; "
          f"{len(done)} shards already committed, {len(todo)} videos to process; "
          f"encoders: {', '.join(names)}")
     start = time.perf_counter()
-    assembler = _ShardAssembler(store, plan, sources)
+    assembler = _ShardAssembler(store, plan)
     stats = {"ok": 0, "failed": 0, "decode_s": 0.0, "encode_s": 0.0}
     failures: dict[str, str] = {}
     if todo:
         started_ray = init_ray(cfg.address)
         try:
-            _consume(_build_dataset(cfg, todo, names), assembler, stats, failures,
+            _consume(_build_dataset(cfg, todo, specs), assembler, stats, failures,
                      _progress(len(todo), cfg.progress))
         finally:
             if started_ray:

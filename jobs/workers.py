@@ -62,21 +62,24 @@ class EncoderActor:
     ``feat:<encoder>`` hold aligned float16 features [n, T, G*G, C]; failed rows hold zeros.
     """
 
-    def __init__(self, encoders: list[str], weights: dict[str, str], dtype: str, use_gpu: bool,
+    def __init__(self, encoders: list[dict], weights: dict[str, str], dtype: str, use_gpu: bool,
                  cpu_threads: int, time_steps: int, grid: int):
         import torch
 
-        from encoders import build_encoder
+        from encoders import EncoderSpec, build_encoder
 
         if cpu_threads > 0:
             torch.set_num_threads(cpu_threads)
         self.device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
         self.time_steps, self.grid = time_steps, grid
         compute_dtype = _torch_dtype(dtype, self.device)
+        # Specs travel as dicts: the registry is per process, and a spec registered from a job's
+        # config file on the driver does not exist in a worker's registry.
+        specs = [EncoderSpec.from_dict(d) for d in encoders]
         self.encoders = {
-            name: build_encoder(name, device=self.device, dtype=compute_dtype,
-                                weights=weights.get(name))
-            for name in encoders
+            spec.name: build_encoder(spec, device=self.device, dtype=compute_dtype,
+                                     weights=weights.get(spec.name))
+            for spec in specs
         }
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

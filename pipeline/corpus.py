@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 VIDEO_EXTENSIONS = frozenset(
@@ -20,7 +20,10 @@ VIDEO_EXTENSIONS = frozenset(
 @dataclass(frozen=True)
 class VideoItem:
     video_id: str
-    source: str  # a local path for now; URLs come with the input readers
+    source: str  # local path or fsspec URL
+    start: float | None = None  # clip boundaries in seconds (None = whole video)
+    end: float | None = None
+    extra: dict = field(default_factory=dict)  # manifest columns carried into the store (label, ...)
 
 
 @dataclass(frozen=True)
