@@ -64,14 +64,22 @@ class FrozenEncoder(nn.Module):
             return torch.autocast("cuda", dtype=self.autocast_dtype)
         return contextlib.nullcontext()
 
-    def encode(self, videos: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Preprocess + frozen forward; float32 [B, T, Hg, Wg, C] on the model's device."""
+    def encode(self, videos: Sequence[torch.Tensor], pad_to: int | None = None) -> torch.Tensor:
+        """Preprocess + frozen forward; float32 [B, T, Hg, Wg, C] on the model's device.
+
+        ``pad_to`` zero-pads the batch to a fixed size: kernels are then chosen for one shape
+        only, so a video's output never depends on how many videos shared its forward.
+        """
         self.eval()
         dev = self.device
         with torch.inference_mode():
             pixels = self.preprocess([v.to(dev, non_blocking=True) for v in videos])
+            n = pixels.shape[0]
+            if pad_to and pad_to > n:
+                pad = pixels.new_zeros((pad_to - n, *pixels.shape[1:]))
+                pixels = torch.cat([pixels, pad])
             with self._autocast():
-                out = self.forward(pixels)
+                out = self.forward(pixels)[:n]
         return out.float()
 
 

@@ -33,6 +33,10 @@ def _add_extract(sub) -> None:
     p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")
     p.add_argument("--all-files", action="store_const", const=True, dest="all_files",
                    help="also list files without a video extension (they fail with a reason)")
+    p.add_argument("--retry-failed", action="store_const", const=True, dest="retry_failed",
+                   help="recompute the rows that failed in earlier runs")
+    p.add_argument("--overwrite-encoder", action="append", dest="overwrite_encoders",
+                   metavar="NAME", help="re-extract NAME whose spec changed (repeatable)")
     p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
 
 
@@ -68,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Summarise a feature store: rows, shards, fingerprints, failures.")
     p.add_argument("store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--failed", action="store_true", help="list only the failed videos and why")
     p = sub.add_parser("encoders", help="list registered encoders",
                        description="List every registered encoder, or load one and run a clip.")
     p.add_argument("--check", metavar="NAME", help="load NAME and encode one synthetic clip")
@@ -108,13 +113,14 @@ def run(argv: list[str] | None = None) -> int:
 
         overrides = {k: getattr(args, k) for k in (
             "input", "store", "encoders", "address", "shard_size", "batch_size", "encoder_actors",
-            "encoder_gpus", "decode_workers", "dtype", "weights", "all_files", "progress")}
-        summary = run_extract(build_config(ExtractConfig, args.config, "extract", overrides))
-        return 0 if summary.ok or not summary.processed else 1
+            "encoder_gpus", "decode_workers", "dtype", "weights", "all_files", "progress",
+            "retry_failed", "overwrite_encoders")}
+        telemetry = run_extract(build_config(ExtractConfig, args.config, "extract", overrides))
+        return 0 if telemetry.ok or not telemetry.processed else 1
     if args.command == "status":
         from jobs.status import print_status
 
-        print_status(args.store, args.json)
+        print_status(args.store, args.json, args.failed)
         return 0
     if args.command == "encoders":
         from jobs.encoders_cmd import check_encoder, list_encoders

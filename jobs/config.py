@@ -37,6 +37,8 @@ class ExtractConfig:
     decode_memory_mb: int = 512  # memory reserved per decode task (bounds frames in flight)
     dtype: str = "auto"  # encoder compute dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16
     weights: dict[str, str] = field(default_factory=dict)  # encoder name -> local weights path
+    retry_failed: bool = False  # recompute rows that failed in earlier runs
+    overwrite_encoders: list[str] = field(default_factory=list)  # re-extract these (spec changed)
     all_files: bool = False  # list files without a video extension too (they fail with a reason)
     time_steps: int = 16
     grid: int = 8

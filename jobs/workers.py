@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from pipeline.decode import decode_video
+from pipeline.faults import fault_point
 
 
 def decode_batch(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
@@ -59,11 +60,14 @@ class EncoderActor:
     """Holds every frozen encoder of the job; encodes batches of decoded videos.
 
     Built once per actor (the expensive part: weights), then called per batch. Output columns
-    ``feat:<encoder>`` hold aligned float16 features [n, T, G*G, C]; failed rows hold zeros.
+    ``feat:<encoder>`` hold aligned float16 features [n, T, G*G, C]; rows that failed, or that
+    did not need that encoder (column ``encoders``), hold zeros. Every forward runs on exactly
+    ``batch_size`` videos (zero-padded), so a video's features never depend on which videos
+    shared its batch: a resumed job reproduces an uninterrupted one bit for bit.
     """
 
     def __init__(self, encoders: list[dict], weights: dict[str, str], dtype: str, use_gpu: bool,
-                 cpu_threads: int, time_steps: int, grid: int):
+                 cpu_threads: int, time_steps: int, grid: int, batch_size: int = 0):
         import torch
 
         from encoders import EncoderSpec, build_encoder
@@ -71,7 +75,7 @@ class EncoderActor:
         if cpu_threads > 0:
             torch.set_num_threads(cpu_threads)
         self.device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
-        self.time_steps, self.grid = time_steps, grid
+        self.time_steps, self.grid, self.batch_size = time_steps, grid, batch_size
         compute_dtype = _torch_dtype(dtype, self.device)
         # Specs travel as dicts: the registry is per process, and a spec registered from a job's
         # config file on the driver does not exist in a worker's registry.
@@ -81,42 +85,51 @@ class EncoderActor:
                                      weights=weights.get(spec.name))
             for spec in specs
         }
+        self._idle_since = time.perf_counter()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        from pipeline.align import align_tokens
-
-        frames = batch.pop("frames")
-        ok = [i for i, s in enumerate(batch["status"]) if s == "ok"]
-        status, error = list(batch["status"]), list(batch["error"])
-        n = len(status)
         start = time.perf_counter()
-        videos = [torch.from_numpy(np.ascontiguousarray(frames[i])).to(self.device) for i in ok]
+        idle = start - self._idle_since
+        frames = batch.pop("frames")
+        status, error = list(batch["status"]), list(batch["error"])
+        wanted = [set(str(e).split(",")) for e in batch["encoders"]]
+        n = len(status)
+        fault_point("actor_batch")
         for name, encoder in self.encoders.items():
-            spec = encoder.spec
-            feats = np.zeros((n, self.time_steps, self.grid * self.grid, spec.width), np.float16)
-            if videos:
+            rows = [i for i in range(n) if status[i] == "ok" and name in wanted[i]]
+            feats = np.zeros((n, self.time_steps, self.grid * self.grid, encoder.spec.width),
+                             np.float16)
+            if rows:
                 try:
-                    grid = encoder.encode(videos)
-                    feats[ok] = align_tokens(grid, self.time_steps, self.grid).float().cpu().numpy()
-                except Exception as err:  # noqa: BLE001 - per-video retry isolates the culprit
-                    self._encode_one_by_one(encoder, videos, ok, feats, status, error, err)
+                    feats[rows] = self._encode(encoder, [frames[i] for i in rows])
+                except Exception:  # noqa: BLE001 - one video at a time isolates the culprit
+                    for i in rows:
+                        try:
+                            feats[i] = self._encode(encoder, [frames[i]])[0]
+                        except Exception as err:  # noqa: BLE001 - recorded, job goes on
+                            status[i] = "failed"
+                            error[i] = f"encoder {name}: {' '.join(str(err).split())[:300]}"
             batch[f"feat:{name}"] = feats
         if self.device == "cuda":
             torch.cuda.synchronize()
         batch["status"], batch["error"] = np.asarray(status), np.asarray(error)
-        batch["encode_s"] = np.full(n, (time.perf_counter() - start) / max(n, 1))
+        self._idle_since = time.perf_counter()
+        batch["encode_s"] = np.full(n, (self._idle_since - start) / max(n, 1))
+        batch["idle_s"] = np.full(n, idle / max(n, 1))
         return batch
 
-    def _encode_one_by_one(self, encoder, videos, ok, feats, status, error, batch_err) -> None:
+    def _encode(self, encoder, videos: list[np.ndarray]) -> np.ndarray:
+        """Aligned float16 features of ``videos``, forwarded in fixed-size padded chunks."""
+        import torch
+
         from pipeline.align import align_tokens
 
-        for video, row in zip(videos, ok, strict=False):
-            try:
-                grid = encoder.encode([video])
-                feats[row] = align_tokens(grid, self.time_steps, self.grid)[0].float().cpu().numpy()
-            except Exception as err:  # noqa: BLE001
-                status[row] = "failed"
-                error[row] = f"encoder {encoder.spec.name}: {' '.join(str(err).split())[:300]}"
-        del batch_err
+        size = self.batch_size or len(videos)
+        out = []
+        for lo in range(0, len(videos), size):
+            chunk = [torch.from_numpy(np.ascontiguousarray(v)) for v in videos[lo : lo + size]]
+            grid = encoder.encode(chunk, pad_to=size)
+            out.append(align_tokens(grid, self.time_steps, self.grid).to(torch.float16).cpu())
+        return torch.cat(out).numpy()

@@ -7,7 +7,7 @@ Layout (see README "Store layout")::
       index/video_id             [N] strings, row -> video id
       features/<encoder>         [N, T, G*G, C] float16; chunk = 1 video; shard = shard_size videos
       _manifest/shard-00000.parquet   per-shard manifest rows (status, error, metadata)
-      _commits/shard-00000.json       written last: the shard is done only when this exists
+      _commits/<encoder>/shard-00000.json   written last: rows committed for that encoder
       manifest.parquet           all rows, consolidated at the end of a job
 
 Exactly one process writes a given shard (the job's driver), always as one whole-shard write:
@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 
+from pipeline.faults import fault_point
 from pipeline.manifest import MANIFEST_SCHEMA, manifest_table
 
 FORMAT_VERSION = 1
@@ -177,17 +178,65 @@ class FeatureStore:
         return out
 
     def manifest(self) -> pa.Table:
-        """Manifest rows of every committed shard, sorted by row."""
-        tables = [self._read_parquet(self._manifest_path(s)) for s in sorted(self.committed_shards())]
+        """Manifest rows of every shard with a manifest, sorted by row."""
+        paths = sorted(self.fs.glob(self._path("_manifest", "shard-*.parquet")))
+        tables = [self._read_parquet(p) for p in paths]
         if not tables:
             return MANIFEST_SCHEMA.empty_table()
         table = pa.concat_tables(tables, promote_options="default")
         return table.sort_by("row")
 
-    def ok_rows(self) -> np.ndarray:
+    def ok_rows(self, encoders: Sequence[str] | None = None) -> np.ndarray:
+        """Rows that decoded and whose features are committed, not failed, for every encoder."""
         table = self.manifest()
-        status = np.asarray(table.column("status").to_pylist())
-        return np.asarray(table.column("row").to_numpy())[status == "ok"].astype(np.int64)
+        status = np.asarray(table.column("status").to_pylist(), dtype=object)
+        rows = np.asarray(table.column("row").to_numpy(), dtype=np.int64)[status == "ok"]
+        keep = np.ones(rows.size, dtype=bool)
+        for name in encoders or self.encoders:
+            markers = self.commits(name)
+            good = np.zeros(self.num_rows, dtype=bool)
+            for shard, marker in markers.items():
+                covered = self.covered_rows(name, shard, marker)
+                good[covered.start : covered.stop] = True
+                good[list(marker["failed"])] = False
+            keep &= good[rows]
+        return rows[keep]
+
+    # ------------------------------------------------------------------ growth
+    def append_videos(self, video_ids: Sequence[str]) -> None:
+        """Add rows at the end (existing rows never move), growing every feature array."""
+        if not video_ids:
+            return
+        old = self.num_rows
+        n = old + len(video_ids)
+        index = self.group["index/video_id"]
+        # The index is one chunk; rewrite it whole at the new length.
+        everything = np.asarray(self.video_ids + list(video_ids), dtype=object)
+        index.resize((n,))
+        index[:] = everything
+        for name in self.encoders:
+            arr = self.array(name)
+            arr.resize((n, *arr.shape[1:]))
+        self.group.attrs["num_rows"] = n
+        self.attrs["num_rows"] = n
+        self._video_ids = None
+
+    def add_encoder(self, name: str, width: int, spec: dict) -> None:
+        if name in self.encoders:
+            raise StoreError(f"encoder {name!r} is already in store {self.url}")
+        self._create_feature_array(name, width, spec)
+        encoders = [*self.encoders, name]
+        self.group.attrs["encoders"] = encoders
+        self.attrs["encoders"] = encoders
+
+    def drop_encoder(self, name: str) -> None:
+        """Remove an encoder's array and commit markers (to re-extract it with a new spec)."""
+        for path in self.fs.glob(self._path("_commits", name, "shard-*.json")):
+            self.fs.rm(path)
+        del self.group[f"features/{name}"]
+        encoders = [e for e in self.encoders if e != name]
+        self.group.attrs["encoders"] = encoders
+        self.attrs["encoders"] = encoders
 
     # ------------------------------------------------------------------ commits
     def _path(self, *parts: str) -> str:
@@ -196,20 +245,55 @@ class FeatureStore:
     def _manifest_path(self, shard: int) -> str:
         return self._path("_manifest", f"shard-{shard:05d}.parquet")
 
-    def _commit_path(self, shard: int) -> str:
-        return self._path("_commits", f"shard-{shard:05d}.json")
+    def _commit_path(self, encoder: str, shard: int) -> str:
+        return self._path("_commits", encoder, f"shard-{shard:05d}.json")
 
     def _read_parquet(self, path: str) -> pa.Table:
         with self.fs.open(path, "rb") as f:
             return pq.read_table(io.BytesIO(f.read()))
 
-    def committed_shards(self) -> set[int]:
-        pattern = self._path("_commits", "shard-*.json")
-        return {int(posixpath.basename(p)[6:11]) for p in self.fs.glob(pattern)}
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        with self.fs.open(path, "wb") as f:
+            f.write(data)
 
-    def commit_info(self, shard: int) -> dict:
-        with self.fs.open(self._commit_path(shard), "rb") as f:
-            return json.loads(f.read())
+    def commits(self, encoder: str) -> dict[int, dict]:
+        """Commit markers of one encoder: shard -> {"rows": [start, stop], "failed": {row: why}}."""
+        out = {}
+        for path in self.fs.glob(self._path("_commits", encoder, "shard-*.json")):
+            with self.fs.open(path, "rb") as f:
+                marker = json.loads(f.read())
+            marker["failed"] = {int(k): v for k, v in marker.get("failed", {}).items()}
+            out[int(posixpath.basename(path)[6:11])] = marker
+        return out
+
+    def commit_marker(self, encoder: str, shard: int) -> dict | None:
+        path = self._commit_path(encoder, shard)
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as f:
+            marker = json.loads(f.read())
+        marker["failed"] = {int(k): v for k, v in marker.get("failed", {}).items()}
+        return marker
+
+    def covered_rows(self, encoder: str, shard: int, marker: dict | None = None) -> range:
+        """Rows of ``shard`` whose features for ``encoder`` are committed (a prefix of the shard)."""
+        marker = marker if marker is not None else self.commit_marker(encoder, shard)
+        if marker is None:
+            return range(0)
+        rows = self.shard_rows(shard)
+        return range(rows.start, min(int(marker["rows"][1]), rows.stop))
+
+    def committed_shards(self, encoder: str | None = None) -> set[int]:
+        """Shards whose every row is committed, for ``encoder`` or (None) for every encoder."""
+        names = [encoder] if encoder else self.encoders
+        done = None
+        for name in names:
+            markers = self.commits(name)
+            full = {s for s, m in markers.items()
+                    if self.covered_rows(name, s, m) == self.shard_rows(s)}
+            done = full if done is None else done & full
+        return done or set()
 
     # ------------------------------------------------------------------ writing
     def write_shard(
@@ -217,42 +301,55 @@ class FeatureStore:
         shard: int,
         features: Mapping[str, np.ndarray],
         manifest_rows: Sequence[Mapping[str, Any]],
+        failed: Mapping[str, Mapping[int, str]] | None = None,
     ) -> None:
-        """Write one whole shard: every encoder's block, its manifest rows, then the commit marker.
+        """Write one whole shard for some encoders, its manifest rows, then the commit markers.
 
         ``features[name]`` is [rows in shard, T, G*G, C]; rows of failed videos hold zeros (the
-        fill value, so Zarr stores nothing for them). Order matters for crash safety: the commit
-        marker is written last, so a shard without it is redone in full on resume.
+        fill value, so Zarr stores nothing for them). ``failed[name]`` maps row -> reason; by
+        default every row whose manifest status is not ok counts as failed. Order matters for
+        crash safety: old markers go first and new ones last, so a shard interrupted anywhere in
+        between is simply redone on resume.
         """
         rows = self.shard_rows(shard)
-        missing = set(self.encoders) - set(features)
-        if missing:
-            raise StoreError(f"shard {shard}: no features for encoders {sorted(missing)}")
-        for name in self.encoders:
-            block = np.asarray(features[name], dtype=np.float16)
-            expected = (len(rows), self.time_steps, self.grid * self.grid, self.width(name))
-            if block.shape != expected:
-                raise StoreError(f"shard {shard}, {name}: shape {block.shape}, expected {expected}")
-            self.array(name)[rows.start : rows.stop] = block
+        if not features:
+            raise StoreError(f"shard {shard}: no features for any encoder")
         table = manifest_table(manifest_rows)
         if sorted(table.column("row").to_pylist()) != list(rows):
             raise StoreError(f"shard {shard}: manifest rows do not match rows {rows}")
+        for name, block in features.items():
+            expected = (len(rows), self.time_steps, self.grid * self.grid, self.width(name))
+            if np.shape(block) != expected:
+                raise StoreError(f"shard {shard}, {name}: shape {np.shape(block)}, expected {expected}")
+        if failed is None:
+            bad = {r: e or "failed" for r, s, e in zip(table.column("row").to_pylist(),
+                                                       table.column("status").to_pylist(),
+                                                       table.column("error").to_pylist(), strict=True)
+                   if s != "ok"}
+            failed = {name: bad for name in features}
+        for name in features:  # invalidate first: a crash below leaves the shard pending
+            if self.fs.exists(self._commit_path(name, shard)):
+                self.fs.rm(self._commit_path(name, shard))
+        for name, block in features.items():
+            self.array(name)[rows.start : rows.stop] = np.asarray(block, dtype=np.float16)
+            fault_point("after_features")
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        self.fs.makedirs(self._path("_manifest"), exist_ok=True)
-        with self.fs.open(self._manifest_path(shard), "wb") as f:
-            f.write(buf.getvalue())
-        status = table.column("status").to_pylist()
-        marker = {
-            "shard": shard,
-            "rows": [rows.start, rows.stop],
-            "ok": status.count("ok"),
-            "failed": status.count("failed"),
-            "fingerprints": {n: self.encoder_attrs(n).get("fingerprint") for n in self.encoders},
-        }
-        self.fs.makedirs(self._path("_commits"), exist_ok=True)
-        with self.fs.open(self._commit_path(shard), "wb") as f:
-            f.write(json.dumps(marker, sort_keys=True).encode())
+        self._write_bytes(self._manifest_path(shard), buf.getvalue())
+        fault_point("after_manifest")
+        for name in features:
+            marker = {
+                "rows": [rows.start, rows.stop],
+                "fingerprint": self.encoder_attrs(name).get("fingerprint"),
+                "failed": {str(r): why for r, why in sorted(failed.get(name, {}).items())},
+            }
+            self._write_bytes(self._commit_path(name, shard),
+                              json.dumps(marker, sort_keys=True).encode())
+            fault_point("after_marker")
+
+    def read_manifest_shard(self, shard: int) -> list[dict]:
+        path = self._manifest_path(shard)
+        return self._read_parquet(path).to_pylist() if self.fs.exists(path) else []
 
     def consolidate_manifest(self) -> pa.Table:
         """Write ``manifest.parquet`` with every committed row, for users and other tools."""

@@ -11,7 +11,7 @@ import zarr
 from encoders import ENCODER_SETS, get_spec
 from jobs.cli import run
 from jobs.status import store_status
-from pipeline.store import FeatureStore, StoreError
+from pipeline.store import FeatureStore
 
 TINY = ENCODER_SETS["tiny"]
 
@@ -105,13 +105,6 @@ def test_rerun_resumes_and_changes_nothing(extracted_mixed, capsys):
                 "--shard-size", "4", "--no-progress"]) == 0
     assert "0 videos to process" in capsys.readouterr().out
     assert np.array_equal(FeatureStore.open(store).read("dinov2-tiny", 0, 4), before)
-
-
-def test_other_encoders_into_an_existing_store_are_refused(extracted_mixed):
-    folder, store, _ = extracted_mixed
-    with pytest.raises(StoreError, match="holds encoders"):
-        run(["extract", str(folder), "--store", store, "--encoders", "dinov2-tiny",
-             "--shard-size", "4", "--no-progress"])
 
 
 def test_status_command(extracted_mixed, capsys):

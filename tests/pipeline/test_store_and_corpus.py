@@ -49,7 +49,7 @@ def test_store_round_trip_is_sharded_float16(tmp_path):
 def test_shard_marker_is_written_only_with_valid_data(tmp_path):
     store = FeatureStore.create(str(tmp_path / "s.zarr"), ["a", "b"], {"x": (4, {})}, shard_size=2)
     with pytest.raises(StoreError, match="shape"):
-        store.write_shard(0, {"x": np.zeros((1, 16, 64, 4))}, [_row(0, "a")])
+        store.write_shard(0, {"x": np.zeros((1, 16, 64, 4))}, [_row(0, "a"), _row(1, "b")])
     with pytest.raises(StoreError, match="no features"):
         store.write_shard(0, {}, [_row(0, "a"), _row(1, "b")])
     with pytest.raises(StoreError, match="manifest rows"):

@@ -1,0 +1,120 @@
+"""Reconcile a corpus with a (possibly existing) store: what must run, for which encoders.
+
+Rows are the sorted video ids when a store is created; videos added later are appended in sorted
+order, so existing rows never move. Work is planned per shard and per encoder from the commit
+markers: a shard whose rows are all committed for an encoder is never recomputed for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from pipeline.corpus import ShardPlan, VideoItem, plan_shards
+from pipeline.store import FeatureStore, StoreError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardWork:
+    shard: int
+    rows: list[int]  # rows to decode in this run
+    encoders_by_row: dict[int, list[str]]  # which encoders each of those rows needs
+
+
+@dataclass
+class WorkPlan:
+    store: FeatureStore
+    plan: ShardPlan
+    work: list[ShardWork]
+    encoders: list[str]  # the job's encoders
+    new_videos: int = 0
+    added_encoders: list[str] = field(default_factory=list)
+    not_in_input: list[str] = field(default_factory=list)  # store rows the input no longer has
+
+    @property
+    def num_work_rows(self) -> int:
+        return sum(len(w.rows) for w in self.work)
+
+
+def _spec_entry(spec) -> tuple[int, dict]:
+    return spec.width, {**spec.to_dict(), "fingerprint": spec.fingerprint()}
+
+
+def open_or_create_store(url: str, items: list[VideoItem], specs: list, shard_size: int,
+                         time_steps: int, grid: int, num_frames: int,
+                         overwrite: tuple[str, ...] = ()) -> tuple[FeatureStore, int, list[str]]:
+    """The store for this job: created, or grown by new videos and new encoders."""
+    if not FeatureStore.exists(url):
+        plan = plan_shards(items, shard_size)
+        store = FeatureStore.create(url, plan.video_ids, {s.name: _spec_entry(s) for s in specs},
+                                    shard_size, time_steps, grid, attrs={"num_frames": num_frames})
+        return store, 0, []
+    store = FeatureStore.open(url, mode="r+")
+    for key, want in (("shard_size", shard_size), ("time_steps", time_steps), ("grid", grid)):
+        if int(store.attrs[key]) != want:
+            raise StoreError(f"store {url} has {key}={store.attrs[key]}, this job asks for {want}; "
+                             f"use the store's value or a new --store")
+    added = []
+    for spec in specs:
+        if spec.name in store.encoders:
+            have = store.encoder_attrs(spec.name).get("fingerprint")
+            if have == spec.fingerprint():
+                continue
+            if spec.name not in overwrite:
+                raise StoreError(
+                    f"store {url}: encoder {spec.name} was extracted with spec {have}, this job's "
+                    f"spec is {spec.fingerprint()}; refusing to mix them. Pass "
+                    f"--overwrite-encoder {spec.name} to re-extract it, or use a new --store")
+            log.warning("dropping %s (spec %s) to re-extract it with spec %s", spec.name, have,
+                        spec.fingerprint())
+            store.drop_encoder(spec.name)
+        store.add_encoder(spec.name, *_spec_entry(spec))
+        added.append(spec.name)
+    known = set(store.video_ids)
+    new_ids = sorted({it.video_id for it in items} - known)
+    store.append_videos(new_ids)
+    return store, len(new_ids), added
+
+
+def plan_work(store: FeatureStore, items: list[VideoItem], encoders: list[str],
+              retry_failed: bool = False) -> tuple[ShardPlan, list[ShardWork], list[str]]:
+    ids = tuple(store.video_ids)
+    plan = ShardPlan(ids, store.shard_size)
+    have_source = {it.video_id for it in items}
+    markers = {name: store.commits(name) for name in encoders}
+    work = []
+    for shard in range(plan.num_shards):
+        needs: dict[int, list[str]] = {}
+        for name in encoders:
+            marker = markers[name].get(shard)
+            covered = set(store.covered_rows(name, shard, marker))
+            if retry_failed and marker:
+                covered -= set(marker["failed"])
+            for row in plan.shard_rows(shard):
+                if row not in covered:
+                    needs.setdefault(row, []).append(name)
+        if needs:
+            work.append(ShardWork(shard, sorted(needs), needs))
+    missing = sorted(ids[r] for w in work for r in w.rows if ids[r] not in have_source)
+    return plan, work, missing
+
+
+def work_rows(work: list[ShardWork], plan: ShardPlan, items: list[VideoItem]) -> list[dict]:
+    """One dict per video to decode; plain scalars so Ray Data keeps them in Arrow columns."""
+    by_id = {it.video_id: it for it in items}
+    out = []
+    for w in work:
+        for row in w.rows:
+            vid = plan.video_ids[row]
+            item = by_id.get(vid, VideoItem(vid, ""))  # no source: fails with a reason
+            out.append({
+                "row": row, "video_id": vid, "source": item.source,
+                "start": item.start if item.start is not None else float("nan"),
+                "end": item.end if item.end is not None else float("nan"),
+                "extra": json.dumps(item.extra, sort_keys=True, default=str),
+                "encoders": ",".join(w.encoders_by_row[row]),
+            })
+    return out
