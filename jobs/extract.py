@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 def init_ray(address: str | None) -> bool:
     """Connect to (or start) Ray; True when this call started it, so the caller shuts it down."""
+    if address is None:
+        # A local in-process cluster listens on loopback only (Ray's macOS default): nothing
+        # on the network can reach it. Read when ray is first imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():

@@ -11,6 +11,8 @@ import pytest
 REAL_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "real"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+# Ray's local cluster on loopback only (read when ray is first imported, so set it here).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +38,7 @@ def ray_session():
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
 
