@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 
 from jobs.config import ConfigError, ExtractConfig, to_yaml
 from jobs.planning import open_or_create_store, plan_work, work_rows
@@ -102,7 +103,8 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     except ValueError as err:
         raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
     specs = [get_spec(n) for n in names]
-    items = list_videos(cfg.input, all_files=cfg.all_files)
+    items = list_videos(cfg.input, all_files=cfg.all_files, video_root=cfg.video_root,
+                        storage_options=cfg.storage_options)
     if not items:
         raise ConfigError(f"no videos found in {cfg.input}")
     store, new_videos, added = open_or_create_store(
