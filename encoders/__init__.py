@@ -4,6 +4,7 @@ Imports nothing from the project's other packages.
 """
 
 from encoders.base import FrozenEncoder, build_encoder
+from encoders.custom import check_encoders, register_from_config
 from encoders.registry import ENCODER_SETS, get_spec, list_specs, register, resolve_encoder_set
 from encoders.spec import NUM_SAMPLED_FRAMES, EncoderSpec
 from encoders.weights import WeightsNotFoundError
@@ -15,8 +16,10 @@ __all__ = [
     "FrozenEncoder",
     "WeightsNotFoundError",
     "build_encoder",
+    "check_encoders",
     "get_spec",
     "list_specs",
     "register",
+    "register_from_config",
     "resolve_encoder_set",
 ]

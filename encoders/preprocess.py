@@ -3,8 +3,8 @@
 Two resize implementations reproduce the reference pipelines:
 
 - "pil" (dinov2, siglip, vivit, clip): the references run torchvision transforms on PIL images.
-  We resize with antialias=True (PIL filters always antialias when downscaling), round and clamp
-  back to uint8 like PIL does, then scale to [0, 1]. Output sizes follow torchvision's rules.
+  `encoders.pil_resize` reproduces Pillow's resampling exactly (same uint8 result on every
+  pixel) as batched matrix products; output sizes and the centre crop follow torchvision.
 - "tensor" (languagebind): the reference resizes a float video tensor with plain
   F.interpolate(align_corners=False, no antialias) and computes the long side with floor.
 
@@ -18,6 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from encoders.pil_resize import pil_resize
 from encoders.spec import EncoderSpec
 
 
@@ -46,21 +47,17 @@ def resize_frames(frames: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 frames [F, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
     size = spec.image_size
-    x = frames.permute(0, 3, 1, 2).float()  # [F, 3, H, W], values 0..255
+    x = frames.permute(0, 3, 1, 2)  # [F, 3, H, W] uint8
     h, w = x.shape[-2:]
-    if spec.resize == "squash":
-        out_hw = (size, size)
-    else:
-        out_hw = _short_side_size(h, w, size, spec.resize_impl)
+    out_hw = (size, size) if spec.resize == "squash" else _short_side_size(h, w, size,
+                                                                            spec.resize_impl)
     if spec.resize_impl == "pil":
-        if (h, w) != out_hw:
-            x = F.interpolate(x, size=out_hw, mode=spec.interpolation, align_corners=False,
-                              antialias=True)
-            x = x.round_().clamp_(0, 255)  # PIL returns uint8
+        x = pil_resize(x, out_hw, spec.interpolation)  # float64 holding PIL's uint8 values
     else:
-        x = F.interpolate(x, size=out_hw, mode=spec.interpolation, align_corners=False)
+        x = F.interpolate(x.float(), size=out_hw, mode=spec.interpolation, align_corners=False)
     if spec.resize == "short_side_center_crop":
         x = _center_crop(x, size)
+    x = x.float()  # then /255 in float32, as torchvision's ToTensor
     return x / 255.0
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 NUM_SAMPLED_FRAMES = 32  # frames decoded per video; every encoder takes a stride of these
 
-BACKENDS = ("timm", "hf_vivit", "hf_clip", "languagebind")
+BACKENDS = ("timm", "hf_vivit", "hf_clip", "languagebind", "hf_auto")
 RESIZES = ("squash", "short_side_center_crop")
 INTERPOLATIONS = ("bicubic", "bilinear")
 # "pil": emulate torchvision transforms on PIL images (antialiased, uint8 rounding).

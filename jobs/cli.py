@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List every registered encoder, or load one and run a clip.")
     p.add_argument("--check", metavar="NAME", help="load NAME and encode one synthetic clip")
     p.add_argument("--weights", help="local weights path for --check")
+    p.add_argument("--config", help="YAML job config: also list its custom_encoders, use its weights")
     _add_train(sub)
     p = sub.add_parser("demo", help="synthetic corpus -> tiny encoders -> trained probe, offline",
                        description="Generate a labelled synthetic corpus, extract it with the tiny "
@@ -125,7 +126,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "encoders":
         from jobs.encoders_cmd import check_encoder, list_encoders
 
-        return check_encoder(args.check, args.weights) if args.check else list_encoders()
+        if args.check:
+            return check_encoder(args.check, args.weights, args.config)
+        return list_encoders(args.config)
     if args.command == "train":
         from jobs.train_cmd import run_train
 

@@ -37,9 +37,13 @@ class ExtractConfig:
     decode_memory_mb: int = 512  # memory reserved per decode task (bounds frames in flight)
     dtype: str = "auto"  # encoder compute dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16
     weights: dict[str, str] = field(default_factory=dict)  # encoder name -> local weights path
+    # encoders declared here (EncoderSpec fields; see encoders/custom.py), usable in `encoders`
+    custom_encoders: list[dict] = field(default_factory=list)
     retry_failed: bool = False  # recompute rows that failed in earlier runs
     overwrite_encoders: list[str] = field(default_factory=list)  # re-extract these (spec changed)
     all_files: bool = False  # list files without a video extension too (they fail with a reason)
+    video_root: str = ""  # folder or URL that relative manifest paths are under (default: its folder)
+    storage_options: dict[str, str] = field(default_factory=dict)  # fsspec options for input URLs
     time_steps: int = 16
     grid: int = 8
     num_frames: int = 32

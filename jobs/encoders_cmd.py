@@ -1,18 +1,39 @@
-"""`merv encoders`: list registered encoders; `--check NAME` loads one and encodes a clip."""
+"""`merv encoders`: list registered encoders; `--check NAME` loads one and encodes a clip.
+
+`--config FILE` first registers the file's `custom_encoders` and uses its `weights` paths, so
+the listing and the check see exactly what `merv extract --config FILE` would run.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 
-def local_weights_state(spec) -> str:
+def _load_config(path: str | None) -> dict:
+    """The extract section's custom encoders (registered now) and weights paths."""
+    from encoders import register_from_config
+    from jobs.config import ConfigError, load_section
+
+    section = load_section(path, "extract")
+    try:
+        register_from_config(section.get("custom_encoders") or [])
+    except ValueError as err:
+        raise ConfigError(f"{path} [extract]: {err}") from err
+    return {str(k): str(v) for k, v in (section.get("weights") or {}).items()}
+
+
+def local_weights_state(spec, weights: dict[str, str] | None = None) -> str:
     """Where this encoder's weights would come from, without touching the network."""
     if spec.tiny:
         return "random (tiny)"
     from encoders.base import _hub_source
-    from encoders.weights import WeightsNotFoundError
+    from encoders.weights import WeightsNotFoundError, weight_files
 
+    if weights and spec.name in weights:
+        path = Path(weights[spec.name]).expanduser()
+        return f"local: {path}" if weight_files(path) else f"MISSING: {path}"
     previous = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"  # look in the local cache only
     try:
@@ -27,30 +48,34 @@ def local_weights_state(spec) -> str:
             os.environ["HF_HUB_OFFLINE"] = previous
 
 
-def list_encoders(echo=print) -> int:
+def list_encoders(config: str | None = None, echo=print) -> int:
     from encoders import ENCODER_SETS, list_specs
 
-    echo(f"{'name':<20}{'backend':<14}{'frames':>7}{'grid':>9}{'width':>7}{'layer':>7}  "
-         f"{'weights':<15}checkpoint")
+    weights = _load_config(config)
+    echo(f"{'name':<20}{'backend':<14}{'frames':>7}{'grid TxHxW':>12}{'width':>7}{'layer':>7}  "
+         f"{'checkpoint':<45}weights")
     for spec in list_specs():
-        grid = "x".join(str(g) for g in spec.output_shape[1:3])
-        echo(f"{spec.name:<20}{spec.backend:<14}{spec.frames:>7}{grid:>9}{spec.width:>7}"
-             f"{spec.layer:>7}  {local_weights_state(spec):<15}{spec.checkpoint}")
+        grid = "x".join(str(g) for g in spec.output_shape[:3])
+        echo(f"{spec.name:<20}{spec.backend:<14}{spec.frames:>7}{grid:>12}{spec.width:>7}"
+             f"{spec.layer:>7}  {spec.checkpoint:<45}{local_weights_state(spec, weights)}")
     for name, members in ENCODER_SETS.items():
         echo(f"set {name!r}: {', '.join(members)}")
     return 0
 
 
-def check_encoder(name: str, weights: str | None, echo=print) -> int:
+def check_encoder(name: str, weights: str | None, config: str | None = None, echo=print) -> int:
     """Build NAME (tiny: random; full: from weights) and encode one synthetic clip."""
     import torch
 
-    from encoders import build_encoder
+    from encoders import build_encoder, get_spec
     from pipeline.align import align_tokens
     from pipeline.synthetic import ClipSpec, render_clip
 
+    config_weights = _load_config(config)
+    spec = get_spec(name)
+    weights = weights or (None if spec.tiny else config_weights.get(name))
     start = time.perf_counter()
-    encoder = build_encoder(name, weights=weights)
+    encoder = build_encoder(spec, weights=weights)
     built = time.perf_counter() - start
     frames = render_clip(ClipSpec("red_right", n_frames=32, size=240, shape_size=48, y=90, seed=0))
     start = time.perf_counter()

@@ -13,8 +13,11 @@ import json
 import logging
 import os
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from jobs.config import ConfigError, ExtractConfig, to_yaml
-from jobs.planning import open_or_create_store, plan_work, work_rows
+from jobs.planning import open_or_create_store, plan_work, work_table
 from jobs.telemetry import Telemetry
 from jobs.writer import ShardWriter
 from pipeline.corpus import list_videos
@@ -40,7 +43,7 @@ def init_ray(address: str | None) -> bool:
     return True
 
 
-def _build_dataset(cfg: ExtractConfig, todo: list[dict], specs: list):
+def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
@@ -56,8 +59,11 @@ def _build_dataset(cfg: ExtractConfig, todo: list[dict], specs: list):
     for name in ("ray.data", "ray.data._internal.progress"):
         logging.getLogger(name).setLevel(logging.ERROR)
     use_gpu = bool(cfg.encoder_gpus)
-    # Small blocks: decode parallelism comes from blocks, and a block is decoded by one task.
-    ds = ray.data.from_items(todo, override_num_blocks=max(1, -(-len(todo) // cfg.batch_size)))
+    # Blocks of one encoder batch: a block is decoded by one task, so decode parallelism comes
+    # from the number of blocks (capped, so a huge corpus does not become millions of objects).
+    rows_per_block = max(cfg.batch_size, -(-todo.num_rows // 100_000))
+    ds = ray.data.from_arrow([todo.slice(i, rows_per_block)
+                              for i in range(0, todo.num_rows, rows_per_block)])
     decode_opts = {"compute": TaskPoolStrategy(size=cfg.decode_workers)} if cfg.decode_workers else {}
     # The memory reservation bounds concurrent decodes (32 full-resolution frames each) and,
     # being a resource the encoder stage does not ask for, keeps Ray Data from fusing decode
@@ -79,26 +85,29 @@ def _build_dataset(cfg: ExtractConfig, todo: list[dict], specs: list):
 
 
 def _resolve_gpus(cfg: ExtractConfig) -> ExtractConfig:
+    """Default: one GPU per encoder actor when the cluster has GPUs (the driver may have none)."""
     if cfg.encoder_gpus is not None:
         return cfg
-    import torch
+    import ray
 
-    return dataclasses.replace(cfg, encoder_gpus=1.0 if torch.cuda.is_available() else 0.0)
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    return dataclasses.replace(cfg, encoder_gpus=1.0 if has_gpus else 0.0)
 
 
 def _no_source(row: dict) -> dict:
-    return {**row, "status": "failed", "decode_s": 0.0, "encode_s": 0.0, "idle_s": 0.0,
+    return {**row, "extra": json.loads(row["extra"]), "status": "failed", "decode_s": 0.0, "encode_s": 0.0, "idle_s": 0.0,
             "error": "missing: the store has this video but this job's input does not"}
 
 
 def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     """Run (or resume) an extraction job; ``on_batch(telemetry)`` is called after each batch."""
-    from encoders import get_spec, resolve_encoder_set
+    from encoders import check_encoders, get_spec, resolve_encoder_set
 
     if not cfg.input or not cfg.store:
         raise ConfigError("extract needs an input (folder or glob) and --store")
-    cfg = _resolve_gpus(cfg)
     try:
+        # registers the config's own encoders; a missing checkpoint fails here, in one line
+        check_encoders(cfg.encoders, cfg.custom_encoders, cfg.weights)
         names = resolve_encoder_set(cfg.encoders)
     except ValueError as err:
         raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
@@ -113,21 +122,24 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     fault_point("after_create")
     _save_effective_config(store, cfg, echo)
     plan, work, missing = plan_work(store, items, names, retry_failed=cfg.retry_failed)
-    todo = work_rows(work, plan, items)
+    todo = work_table(work, plan, items)
     echo(f"{len(items)} videos in the input, {plan.num_rows} rows in the store "
          f"({new_videos} new), {plan.num_shards} shards of {plan.shard_size}; encoders "
          f"{', '.join(names)}{f' (added: {chr(44).join(added)})' if added else ''}; "
-         f"{len(todo)} videos to process in {len(work)} shards")
-    telemetry = Telemetry(store=cfg.store, videos=len(items), planned=len(todo))
+         f"{todo.num_rows} videos to process in {len(work)} shards")
+    telemetry = Telemetry(store=cfg.store, videos=len(items), planned=todo.num_rows)
     writer = ShardWriter(store, plan, work)
-    for row in [r for r in todo if r["video_id"] in set(missing)]:
-        writer.add(telemetry.record(_no_source(row)))
-    todo = [r for r in todo if r["video_id"] not in set(missing)]
-    if todo:
+    if missing:  # rows the store has but the input lacks: recorded as failed, never decoded
+        has_source = pc.not_equal(todo.column("source"), "")
+        for row in todo.filter(pc.invert(has_source)).to_pylist():
+            writer.add(telemetry.record(_no_source(row)))
+        todo = todo.filter(has_source)
+    if todo.num_rows:
         started_ray = init_ray(cfg.address)
         try:
+            cfg = _resolve_gpus(cfg)
             dataset = _build_dataset(cfg, todo, specs)
-            _consume(dataset, writer, telemetry, _progress(len(todo), cfg.progress), on_batch)
+            _consume(dataset, writer, telemetry, _progress(todo.num_rows, cfg.progress), on_batch)
         finally:
             if started_ray:
                 import ray

@@ -11,17 +11,23 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from pipeline.corpus import ShardPlan, VideoItem, plan_shards
 from pipeline.store import FeatureStore, StoreError
 
 log = logging.getLogger(__name__)
+
+WORK_SCHEMA = pa.schema([("row", pa.int64()), ("video_id", pa.string()), ("source", pa.string()),
+                         ("start", pa.float64()), ("end", pa.float64()), ("extra", pa.string()),
+                         ("encoders", pa.string())])
 
 
 @dataclass
 class ShardWork:
     shard: int
     rows: list[int]  # rows to decode in this run
-    encoders_by_row: dict[int, list[str]]  # which encoders each of those rows needs
+    encoders_by_row: dict[int, tuple[str, ...]]  # which encoders each of those rows needs
 
 
 @dataclass
@@ -85,36 +91,44 @@ def plan_work(store: FeatureStore, items: list[VideoItem], encoders: list[str],
     plan = ShardPlan(ids, store.shard_size)
     have_source = {it.video_id for it in items}
     markers = {name: store.commits(name) for name in encoders}
+    canonical: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple object per combination
     work = []
     for shard in range(plan.num_shards):
-        needs: dict[int, list[str]] = {}
+        shard_rows = plan.shard_rows(shard)
+        missing_by_encoder = {}
         for name in encoders:
             marker = markers[name].get(shard)
-            covered = set(store.covered_rows(name, shard, marker))
-            if retry_failed and marker:
-                covered -= set(marker["failed"])
-            for row in plan.shard_rows(shard):
-                if row not in covered:
-                    needs.setdefault(row, []).append(name)
-        if needs:
-            work.append(ShardWork(shard, sorted(needs), needs))
+            covered = store.covered_rows(name, shard, marker)
+            retry = set(marker["failed"]) if retry_failed and marker else set()
+            missing_by_encoder[name] = [r for r in shard_rows if r not in covered or r in retry]
+        rows = sorted({r for rs in missing_by_encoder.values() for r in rs})
+        if not rows:
+            continue
+        needs = {}
+        for row in rows:
+            key = tuple(n for n in encoders if row in missing_by_encoder[n])
+            needs[row] = canonical.setdefault(key, key)
+        work.append(ShardWork(shard, rows, needs))
     missing = sorted(ids[r] for w in work for r in w.rows if ids[r] not in have_source)
     return plan, work, missing
 
 
-def work_rows(work: list[ShardWork], plan: ShardPlan, items: list[VideoItem]) -> list[dict]:
-    """One dict per video to decode; plain scalars so Ray Data keeps them in Arrow columns."""
+def work_table(work: list[ShardWork], plan: ShardPlan, items: list[VideoItem]) -> pa.Table:
+    """One row per video to decode, as Arrow columns (a million dicts would not fit the driver)."""
     by_id = {it.video_id: it for it in items}
-    out = []
+    nan = float("nan")
+    cols: dict[str, list] = {k: [] for k in ("row", "video_id", "source", "start", "end",
+                                              "extra", "encoders")}
     for w in work:
         for row in w.rows:
             vid = plan.video_ids[row]
-            item = by_id.get(vid, VideoItem(vid, ""))  # no source: fails with a reason
-            out.append({
-                "row": row, "video_id": vid, "source": item.source,
-                "start": item.start if item.start is not None else float("nan"),
-                "end": item.end if item.end is not None else float("nan"),
-                "extra": json.dumps(item.extra, sort_keys=True, default=str),
-                "encoders": ",".join(w.encoders_by_row[row]),
-            })
-    return out
+            item = by_id.get(vid)
+            cols["row"].append(row)
+            cols["video_id"].append(vid)
+            cols["source"].append(item.source if item else "")  # no source: fails with a reason
+            cols["start"].append(item.start if item and item.start is not None else nan)
+            cols["end"].append(item.end if item and item.end is not None else nan)
+            cols["extra"].append(json.dumps(item.extra, sort_keys=True, default=str)
+                                 if item and item.extra else "{}")
+            cols["encoders"].append(",".join(w.encoders_by_row[row]))
+    return pa.table(cols, schema=WORK_SCHEMA)

@@ -11,41 +11,14 @@ import time
 
 import numpy as np
 
-from pipeline.decode import decode_video
+from pipeline.decode_rows import decode_rows
 from pipeline.faults import fault_point
 
 
 def decode_batch(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
-    n = len(batch["row"])
-    out: dict[str, list] = {k: [] for k in (
-        "frames", "status", "error", "n_frames", "fps", "duration", "height", "width",
-        "decoder", "sampled_indices", "timestamps", "decode_s")}
-    for i in range(n):
-        start = time.perf_counter()
-        try:
-            video = decode_video(str(batch["source"][i]), num_frames)
-            out["frames"].append(video.frames)
-            out["status"].append("ok")
-            out["error"].append("")
-            meta = (video.n_frames, video.fps, video.duration, video.height, video.width,
-                    video.backend, video.indices, video.timestamps)
-        except Exception as err:  # noqa: BLE001 - recorded in the manifest, job goes on
-            out["frames"].append(np.zeros((0, 0, 0, 3), np.uint8))
-            out["status"].append("failed")
-            out["error"].append(" ".join(str(err).split())[:500] or type(err).__name__)
-            meta = (0, 0.0, 0.0, 0, 0, "", np.zeros(num_frames, np.int64),
-                    np.zeros(num_frames, np.float64))
-        for key, value in zip(("n_frames", "fps", "duration", "height", "width", "decoder",
-                               "sampled_indices", "timestamps"), meta, strict=False):
-            out[key].append(value)
-        out["decode_s"].append(time.perf_counter() - start)
-    result = {k: v for k, v in batch.items()}
-    frames = np.empty(n, dtype=object)
-    frames[:] = out.pop("frames")
-    result["frames"] = frames
-    for key, values in out.items():
-        result[key] = np.stack(values) if key in ("sampled_indices", "timestamps") else np.asarray(values)
-    return result
+    # Each row's source (path, URL or tar member) honouring its start/end; listing-time failures
+    # and fsspec hints ride in ``extra`` (see pipeline.decode_rows).
+    return decode_rows(batch, num_frames)
 
 
 def _torch_dtype(name: str, device: str):

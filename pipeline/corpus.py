@@ -2,28 +2,51 @@
 
 Rows are assigned from the sorted video ids, so the same corpus always gives the same rows and
 the same shards, whichever machine plans it. A shard is the unit of work and of writing.
+Listing itself (folders, globs, manifests, LLaVA JSON, WebDataset tars, any fsspec URL) lives
+in ``pipeline.sources``; ``list_videos`` is its entry point.
 """
 
 from __future__ import annotations
 
-import glob
-import os
+import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts",
      ".3gp", ".ogv", ".gif"}
 )
 
+# ``extra[HINTS_KEY]`` carries pipeline-internal facts from the listing to the decode worker
+# (a failure decided at listing time, fsspec options, a tar member's byte range). Work rows only
+# carry ``extra`` as JSON, so the hints ride there; the decode worker pops them, and they are
+# never written to the store's manifest.
+HINTS_KEY = "_merv"
+
 
 @dataclass(frozen=True)
 class VideoItem:
     video_id: str
-    source: str  # local path or fsspec URL
+    source: str  # local path or fsspec URL (``tar://member::shard`` for WebDataset members)
     start: float | None = None  # clip boundaries in seconds (None = whole video)
     end: float | None = None
     extra: dict = field(default_factory=dict)  # manifest columns carried into the store (label, ...)
+
+    @property
+    def hints(self) -> dict[str, Any]:
+        return dict(self.extra.get(HINTS_KEY) or {})
+
+    @property
+    def error(self) -> str | None:
+        """A failure decided at listing time (duplicate or invalid id, bad clip bounds)."""
+        return self.hints.get("error")
+
+
+def split_hints(extra: dict | str | None) -> tuple[dict, dict]:
+    """``(user columns, pipeline hints)`` from an item's ``extra`` (a dict or its JSON)."""
+    data = json.loads(extra) if isinstance(extra, str) else dict(extra or {})
+    hints = data.pop(HINTS_KEY, None) or {}
+    return data, dict(hints)
 
 
 @dataclass(frozen=True)
@@ -47,34 +70,19 @@ class ShardPlan:
         return row // self.shard_size
 
 
-def _is_video(path: str, include_all: bool) -> bool:
-    return os.path.isfile(path) and (include_all or Path(path).suffix.lower() in VIDEO_EXTENSIONS)
+def list_videos(input_path: str, all_files: bool = False, video_root: str = "",
+                storage_options: dict | None = None) -> list[VideoItem]:
+    """Every video of ``input_path``, sorted by video id, ids unique (see ``pipeline.sources``).
 
-
-def list_videos(input_path: str, all_files: bool = False) -> list[VideoItem]:
-    """Videos under a folder (recursive) or matching a glob, sorted by video id.
-
-    The id is the path relative to the folder without its extension; where two files share a
-    stem (``a.mp4`` and ``a.avi``) both keep their extension so ids stay unique. ``all_files``
-    also lists files without a video extension (so that a stray file is reported, not skipped).
+    ``input_path`` is a folder (recursive) or glob of videos, a CSV / TSV / Parquet / JSONL
+    manifest, a LLaVA-style JSON training file, or WebDataset ``.tar`` shards (glob or
+    ``{000..009}`` braces), local or at any fsspec URL. Duplicate and invalid ids come back as
+    items that fail with a reason, never as an exception.
     """
-    if os.path.isdir(input_path):
-        root = input_path
-        paths = [str(p) for p in Path(root).rglob("*") if _is_video(str(p), all_files)]
-    else:
-        paths = [p for p in glob.glob(input_path, recursive=True) if _is_video(p, all_files)]
-        if not paths and not glob.has_magic(input_path):
-            raise FileNotFoundError(f"input {input_path!r} is neither a folder nor a matching glob")
-        root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else "."
-    rel = {p: Path(os.path.relpath(p, root)).as_posix() for p in paths}
-    stems: dict[str, list[str]] = {}
-    for p, r in rel.items():
-        stems.setdefault(os.path.splitext(r)[0], []).append(p)
-    items = []
-    for stem, group in stems.items():
-        for p in group:
-            items.append(VideoItem(stem if len(group) == 1 else rel[p], os.path.abspath(p)))
-    return sorted(items, key=lambda it: it.video_id)
+    from pipeline.sources import list_inputs
+
+    return list_inputs(input_path, all_files=all_files, video_root=video_root,
+                       storage_options=storage_options)
 
 
 def plan_shards(items: list[VideoItem], shard_size: int) -> ShardPlan:

@@ -1,36 +1,71 @@
-"""Decode the sampled frames of one video, once for every encoder.
+"""Decode the sampled frames of one video (or one clip of it), once for every encoder.
 
-decord is tried first (fast random access); its multithreaded decoder fails on some streams
-that a single-threaded reader handles, so that is the second try; PyAV is the last resort.
-Every failure ends as a ``DecodeError`` whose message is one line naming each backend's reason,
-so the caller can record it in the manifest and move on.
+Order of work, each step there because a cheaper one can lie:
+
+1. fetch: a remote source or tar member becomes a local temporary file (``pipeline.fetch``);
+2. probe: one PyAV demux pass gives the true frame count, every frame's timestamp, the rotation
+   and the container format (``pipeline.probe``);
+3. decode: decord first (fast sparse seeks), single-threaded decord where its threaded decoder
+   fails, PyAV (sequential, exact) last. decord is skipped where it is known to return wrong
+   frames: rotated streams and MPEG-PS/TS. A result whose frame count disagrees with the probe
+   is rejected, not trusted;
+4. upright and bounded: frames are turned by the display rotation, and very large frames are
+   shrunk *while decoding* (short side <= 1080, long side <= 3840 by default), so one video's
+   32 frames stay under ~400 MB. Everything up to 1080p decodes at full size, pixel for pixel
+   what the reference sees; larger inputs record their source size in the manifest.
+
+Truncated or damaged files keep the frames that decode when that is at least half of them
+(noted in ``note``); otherwise they fail. Every failure is a ``DecodeError`` whose one-line
+message starts with its class (``pipeline.failures``) followed by each backend's reason.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.sampling import NUM_SAMPLED_FRAMES, sample_indices
+from pipeline import failures as F
+from pipeline.failures import DecodeError, one_line
+from pipeline.fetch import open_local
+from pipeline.probe import Probe, ProbeOpenError, probe
+from pipeline.sampling import NUM_SAMPLED_FRAMES, clip_range, sample_indices
 
+__all__ = ["DecodeError", "DecodedVideo", "decode_video"]
 log = logging.getLogger(__name__)
 
+MAX_SHORT_SIDE = 1080
+MAX_LONG_SIDE = 3840
+MAX_SOURCE_PIXELS = 16384 * 16384  # beyond this even one decoded frame is unreasonable
+SALVAGE_MIN_FRACTION = 0.5
+BACKENDS = ("decord", "decord-1thread", "pyav")
 
-class DecodeError(RuntimeError):
-    """A video could not be decoded; ``str(err)`` is a one-line reason for the manifest."""
+
+_DECORD_NOISE = re.compile(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: |Stack trace.*")
+
+
+def _reason(name: str, err: BaseException) -> str:
+    """``backend: message`` without decord's timestamp and source-file prefixes."""
+    text = _DECORD_NOISE.sub("", str(getattr(err, "detail", err))) or type(err).__name__
+    return f"{name}: {one_line(text, 160)}"
 
 
 @dataclass
 class DecodedVideo:
-    frames: np.ndarray  # uint8 [num_frames, H, W, 3], RGB
-    indices: np.ndarray  # int64 [num_frames], frame numbers in the source
-    timestamps: np.ndarray  # float64 [num_frames], seconds
-    n_frames: int
+    frames: np.ndarray  # uint8 [num_frames, H, W, 3], RGB, upright
+    indices: np.ndarray  # int64 [num_frames], frame numbers in the source (presentation order)
+    timestamps: np.ndarray  # float64 [num_frames], seconds from the source's first frame
+    n_frames: int  # frames in the decoded range: the whole video, or the clip
     fps: float
-    duration: float
+    duration: float  # seconds covered by the decoded range
     backend: str
+    source_height: int = 0  # coded size before any resize or rotation
+    source_width: int = 0
+    rotation: int = 0  # counter-clockwise degrees applied to stand the frames upright
+    note: str | None = None  # salvage or resize remark for the manifest
 
     @property
     def height(self) -> int:
@@ -41,83 +76,169 @@ class DecodedVideo:
         return int(self.frames.shape[2])
 
 
-def _one_line(err: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+@dataclass(frozen=True)
+class _Plan:
+    n_total: int  # frames in the file (what a backend must agree with)
+    first: int  # clip range [first, stop) in source frame numbers
+    stop: int
+    indices: np.ndarray  # absolute frame numbers to decode
+    size: tuple[int, int] | None  # (width, height) to decode at, None = as coded
 
 
-def _decode_decord(path: str, num_frames: int, num_threads: int) -> DecodedVideo:
+def _decode_size(w: int, h: int, max_short: int, max_long: int) -> tuple[int, int] | None:
+    if w <= 0 or h <= 0:
+        return None
+    if w * h > MAX_SOURCE_PIXELS:
+        raise DecodeError(F.TOO_LARGE, f"frames are {w}x{h}")
+    scale = min(1.0, max_short / min(w, h), max_long / max(w, h))
+    if scale >= 1.0:
+        return None
+    return 2 * max(1, round(w * scale / 2)), 2 * max(1, round(h * scale / 2))
+
+
+def _plan(info: Probe, num_frames: int, start: float | None, end: float | None,
+          caps: tuple[int, int]) -> _Plan:
+    first, stop = clip_range(info.timestamps, start, end)
+    if stop <= first:
+        span = f"{info.timestamps[0]:.3f}..{info.timestamps[-1]:.3f}"
+        raise DecodeError(F.NO_FRAMES, f"clip [{start}, {end}) s holds no frame; frames span {span} s")
+    indices = first + sample_indices(stop - first, num_frames)
+    return _Plan(info.n_frames, first, stop, indices, _decode_size(info.width, info.height, *caps))
+
+
+def _decode_decord(path: str, plan: _Plan, threads: int) -> np.ndarray:
     import decord
 
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
+    size = {"width": plan.size[0], "height": plan.size[1]} if plan.size else {}
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads, **size)
+    if len(reader) != plan.n_total:  # decord's estimate vs the packets really there
+        raise RuntimeError(f"counts {len(reader)} frames, the container holds {plan.n_total}")
+    return reader.get_batch([int(i) for i in plan.indices]).asnumpy()
+
+
+def _decord_probe(path: str) -> Probe:
+    """Facts from decord alone, for the rare file PyAV cannot open but decord can."""
+    import decord
+
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     n = len(reader)
-    if n < 1:
-        raise DecodeError("no video frames")
-    indices = sample_indices(n, num_frames)
-    frames = reader.get_batch(list(indices)).asnumpy()
-    timestamps = np.asarray(reader.get_frame_timestamp(list(indices)))[:, 0].astype(np.float64)
+    first = reader[0].shape
+    stamps = np.asarray(reader.get_frame_timestamp(list(range(n))))[:, 0].astype(np.float64)
     fps = float(reader.get_avg_fps() or 0.0)
-    duration = n / fps if fps > 0 else float(timestamps[-1])
-    backend = "decord" if num_threads != 1 else "decord-1thread"
-    return DecodedVideo(frames, indices, timestamps, n, fps, duration, backend)
+    ok = np.all(np.isfinite(stamps)) and np.all(np.diff(stamps) >= 0) and stamps.min() >= 0
+    stamps = stamps - stamps[0] if ok else np.arange(n) / (fps or 1.0)
+    return Probe("decord", "", int(first[1]), int(first[0]), 0, fps, stamps, n)
 
 
-def _count_packets(path: str) -> int:
+def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str | None]:
+    """Decode in order up to the last wanted frame; stop at the first error (kept frames, frames
+    decoded, error text)."""
     import av
 
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        return sum(1 for p in container.demux(stream) if p.size > 0)
-
-
-def _decode_pyav(path: str, num_frames: int) -> DecodedVideo:
-    import av
-
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise DecodeError("no video stream")
-        stream = container.streams.video[0]
-        n = int(stream.frames or 0) or _count_packets(path)
-        fps = float(stream.average_rate or 0.0)
-    if n < 1:
-        raise DecodeError("no video frames")
-    for _ in range(2):  # a second pass when the header over-counts (truncated files)
-        indices = sample_indices(n, num_frames)
-        wanted = set(int(i) for i in indices)
-        kept: dict[int, tuple[np.ndarray, float]] = {}
-        decoded = 0
-        with av.open(path) as container:
+    wanted, last = set(int(i) for i in plan.indices), int(plan.indices.max())
+    kept: dict[int, np.ndarray] = {}
+    size = {"width": plan.size[0], "height": plan.size[1], "interpolation": "AREA"} if plan.size else {}
+    count = 0
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
-            for i, frame in enumerate(container.decode(stream)):
-                decoded = i + 1
-                if i in wanted:
-                    ts = float(frame.time) if frame.time is not None else i / (fps or 1.0)
-                    kept[i] = (frame.to_ndarray(format="rgb24"), ts)
-                if i >= indices[-1]:
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                if count in wanted:
+                    kept[count] = frame.to_ndarray(format="rgb24", **size)
+                count += 1
+                if count > last:
                     break
-        if all(int(i) in kept for i in indices):
-            frames = np.stack([kept[int(i)][0] for i in indices])
-            timestamps = np.array([kept[int(i)][1] for i in indices], dtype=np.float64)
-            duration = n / fps if fps > 0 else float(timestamps[-1])
-            return DecodedVideo(frames, indices, timestamps, n, fps, duration, "pyav")
-        if decoded < 1:
-            raise DecodeError("no decodable video frames")
-        n = decoded
-    raise DecodeError(f"frame count unstable after re-count ({n} frames decoded)")
+    except (av.error.FFmpegError, OSError) as err:
+        return kept, count, f"{type(err).__name__}: {one_line(err, 120)}"
+    return kept, count, None
 
 
-def decode_video(path: str, num_frames: int = NUM_SAMPLED_FRAMES) -> DecodedVideo:
-    """Decode the ``num_frames`` sampled frames of the video at local ``path``."""
-    reasons = []
-    attempts = (
-        ("decord", lambda: _decode_decord(path, num_frames, num_threads=0)),
-        ("decord-1thread", lambda: _decode_decord(path, num_frames, num_threads=1)),
-        ("pyav", lambda: _decode_pyav(path, num_frames)),
-    )
-    for name, attempt in attempts:
+def _decode_pyav(path: str, plan: _Plan) -> tuple[np.ndarray, _Plan, str | None]:
+    kept, count, err = _pyav_pass(path, plan)
+    if all(int(i) in kept for i in plan.indices):
+        return np.stack([kept[int(i)] for i in plan.indices]), plan, None
+    # Fewer frames decode than the container holds (truncated, damaged): salvage the prefix
+    # when it is most of the range, resampled over what exists; never pad with made-up frames.
+    want = plan.stop - plan.first
+    have = max(0, min(plan.stop, count) - plan.first)
+    if have < max(1, math.ceil(SALVAGE_MIN_FRACTION * want)):
+        raise DecodeError(F.UNDECODABLE, f"only {have} of {want} frames decode ({err or 'EOF'})")
+    indices = plan.first + sample_indices(have, plan.indices.size)
+    salvaged = _Plan(plan.n_total, plan.first, plan.first + have, indices, plan.size)
+    kept, _, _ = _pyav_pass(path, salvaged)
+    if not all(int(i) in kept for i in indices):
+        raise DecodeError(F.UNDECODABLE, f"frame count unstable between passes ({err or 'EOF'})")
+    note = f"salvaged {have} of {want} frames ({err or 'early end of stream'})"
+    return np.stack([kept[int(i)] for i in indices]), salvaged, note
+
+
+def _finish(frames: np.ndarray, plan: _Plan, info: Probe, backend: str, note: str | None) -> DecodedVideo:
+    k = info.rotation // 90
+    if k:
+        frames = np.ascontiguousarray(np.rot90(frames, k=k, axes=(1, 2)))
+    stamps = info.timestamps
+    t = stamps[plan.indices]
+    span = float(stamps[plan.stop - 1] - stamps[plan.first])
+    duration = span + (1.0 / info.fps if info.fps > 0 else 0.0)
+    if plan.size:
+        note = "; ".join(filter(None, [note, f"resized from {info.width}x{info.height}"]))
+    return DecodedVideo(frames, plan.indices.astype(np.int64), t.astype(np.float64),
+                        plan.stop - plan.first, info.fps, duration, backend, info.height,
+                        info.width, info.rotation, note)
+
+
+def _check(frames: np.ndarray, plan: _Plan, info: Probe) -> np.ndarray:
+    w, h = plan.size or (info.width, info.height)
+    expected = (plan.indices.size, h, w, 3)
+    if frames.shape != expected:
+        raise RuntimeError(f"frames {frames.shape}, expected {expected}")
+    return frames
+
+
+def _decode_file(path: str, size: int, num_frames: int, start: float | None, end: float | None,
+                 caps: tuple[int, int], backends: tuple[str, ...]) -> DecodedVideo:
+    reasons: list[str] = []
+    try:
+        info = probe(path)
+    except ProbeOpenError as err:  # PyAV cannot open it: decord still gets its try
+        reasons.append(err.detail)
         try:
-            return attempt()
+            info = _decord_probe(path)
+        except Exception as derr:  # noqa: BLE001
+            reasons.append(_reason("decord", derr))
+            raise DecodeError(F.EMPTY if size == 0 else err.kind, "; ".join(reasons)) from derr
+        plan = _plan(info, num_frames, start, end, caps)
+        try:
+            frames = _check(_decode_decord(path, plan, 1), plan, info)
+        except Exception as derr:  # noqa: BLE001
+            reasons.append(_reason("decord", derr))
+            raise DecodeError(err.kind, "; ".join(reasons)) from derr
+        return _finish(frames, plan, info, "decord-1thread", "pyav could not open the file")
+    plan = _plan(info, num_frames, start, end, caps)
+    for name in backends:
+        if name.startswith("decord") and not info.decord_safe:
+            continue
+        try:
+            if name == "pyav":
+                frames, used, note = _decode_pyav(path, plan)
+                return _finish(_check(frames, used, info), used, info, name, note)
+            frames = _decode_decord(path, plan, threads=0 if name == "decord" else 1)
+            return _finish(_check(frames, plan, info), plan, info, name, None)
         except Exception as err:  # noqa: BLE001 - every backend error becomes a reason
             log.debug("%s failed on %s: %s", name, path, err)
-            reasons.append(f"{name}: {_one_line(err)}")
-    raise DecodeError("; ".join(reasons))
+            reasons.append(_reason(name, err))
+    raise DecodeError(F.UNDECODABLE, "; ".join(reasons) or "no backend applies")
+
+
+def decode_video(source: str, num_frames: int = NUM_SAMPLED_FRAMES, *, start: float | None = None,
+                 end: float | None = None, storage_options: dict | None = None,
+                 member: dict | None = None, max_short_side: int = MAX_SHORT_SIDE,
+                 max_long_side: int = MAX_LONG_SIDE,
+                 backends: tuple[str, ...] = BACKENDS) -> DecodedVideo:
+    """Decode the ``num_frames`` sampled frames of ``source`` (path, fsspec URL or
+    ``tar://member::shard`` URL, with its byte range in ``member``), optionally of the clip
+    [start, end) seconds."""
+    with open_local(source, storage_options, member) as (path, size):
+        return _decode_file(path, size, num_frames, start, end, (max_short_side, max_long_side),
+                            backends)

@@ -112,26 +112,58 @@ def test_languagebind_runs_two_independent_8_frame_clips(tiny_encoders, pixels) 
     assert not torch.allclose(out_swapped[:, 0], base[:, 0], atol=1e-6)
 
 
-def test_languagebind_parameter_names_match_checkpoint_layout() -> None:
+def _documented_languagebind_checkpoint(d: int = 1024, layers: int = 24, mlp: int = 4096,
+                                        frames: int = 8) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of LanguageBind/LanguageBind_Video_merge's state dict, written from its
+    modeling_video.py (CLIP ViT-L/14 vision tower + temporal attention), not from our module."""
+    keys: dict[str, tuple[int, ...]] = {
+        "vision_model.embeddings.class_embedding": (d,),
+        "vision_model.embeddings.patch_embedding.weight": (d, 3, 14, 14),
+        "vision_model.embeddings.position_embedding.weight": (257, d),
+        "vision_model.embeddings.position_ids": (1, 257),  # a buffer older transformers saved
+        "vision_model.pre_layrnorm.weight": (d,), "vision_model.pre_layrnorm.bias": (d,),
+        "vision_model.post_layernorm.weight": (d,), "vision_model.post_layernorm.bias": (d,),
+        # the rest of LanguageBindVideo, which the vision encoder ignores
+        "text_model.embeddings.token_embedding.weight": (49408, 768),
+        "text_model.final_layer_norm.weight": (768,), "visual_projection.weight": (768, d),
+        "text_projection.weight": (768, 768), "logit_scale": (),
+    }
+    for i in range(layers):
+        pre = f"vision_model.encoder.layers.{i}."
+        keys[pre + "temporal_embedding"] = (1, frames, d)
+        for attn in ("temporal_attn", "self_attn"):
+            for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                keys[f"{pre}{attn}.{proj}.weight"], keys[f"{pre}{attn}.{proj}.bias"] = (d, d), (d,)
+        for norm in ("temporal_layer_norm1", "layer_norm1", "layer_norm2"):
+            keys[f"{pre}{norm}.weight"], keys[f"{pre}{norm}.bias"] = (d,), (d,)
+        keys[pre + "mlp.fc1.weight"], keys[pre + "mlp.fc1.bias"] = (mlp, d), (mlp,)
+        keys[pre + "mlp.fc2.weight"], keys[pre + "mlp.fc2.bias"] = (d, mlp), (d,)
+    return keys
+
+
+def test_languagebind_loads_the_documented_checkpoint_layout() -> None:
+    from encoders.languagebind import (
+        LanguageBindVisionConfig,
+        LanguageBindVisionTransformer,
+        adapt_languagebind_state_dict,
+    )
+
+    layout = _documented_languagebind_checkpoint()
+    sd = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}  # shapes only
+    with torch.device("meta"):
+        model = LanguageBindVisionTransformer(
+            LanguageBindVisionConfig.from_kwargs(get_spec("languagebind").arch))
+    res = model.load_state_dict(adapt_languagebind_state_dict(sd), strict=False, assign=True)
+    assert res.missing_keys == [] and res.unexpected_keys == []
+    # Round trip: our parameters are exactly the checkpoint's vision keys, with its shapes.
+    ours = {f"vision_model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
+    vision = {k: v for k, v in layout.items()
+              if k.startswith("vision_model.") and not k.endswith("position_ids")}
+    assert ours == vision
+    # Built as an encoder, blocks after the kept (penultimate) one are dropped.
     with torch.device("meta"):
         enc = build_encoder("languagebind", random_init=True, device="meta")
-    sd = enc.backbone.vision_model.state_dict()
-    d = 1024
-    assert sd["embeddings.class_embedding"].shape == (d,)
-    assert sd["embeddings.patch_embedding.weight"].shape == (d, 3, 14, 14)
-    assert sd["embeddings.position_embedding.weight"].shape == (257, d)
-    assert sd["pre_layrnorm.weight"].shape == (d,) and sd["post_layernorm.bias"].shape == (d,)
-    layer = {k.split(".", 3)[3] for k in sd if k.startswith("encoder.layers.0.")}
-    expected = {"temporal_embedding", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight",
-                "mlp.fc2.bias"}
-    for mod in ("temporal_attn", "self_attn"):
-        expected |= {f"{mod}.{p}_proj.{w}" for p in ("q", "k", "v", "out") for w in ("weight", "bias")}
-    for ln in ("temporal_layer_norm1", "layer_norm1", "layer_norm2"):
-        expected |= {f"{ln}.weight", f"{ln}.bias"}
-    assert layer == expected
-    assert sd["encoder.layers.0.temporal_embedding"].shape == (1, 8, d)
-    assert sd["encoder.layers.0.mlp.fc1.weight"].shape == (4096, d)
-    assert len(enc.backbone.vision_model.encoder.layers) == 23  # block 24 is never needed
+    assert len(enc.backbone.vision_model.encoder.layers) == 23
 
 
 @pytest.mark.parametrize("name", ENCODER_SETS["merv"] + ["clip"])

@@ -68,10 +68,21 @@ def test_driver_killed_then_rerun_equals_a_clean_run(fault, tmp_path, synthetic_
     assert len(set(st.video_ids)) == len(st.video_ids)  # no duplicates
 
 
+def _encoder_actor_pids() -> list[int]:
+    """Ray titles each actor process `ray::<ActorClass>...`; ours wraps EncoderActor."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("ray::") and "EncoderActor" in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
 def test_encoder_actor_killed_mid_batch_still_completes(tmp_path, synthetic_corpus, ray_session):
     """SIGKILL the encoder actor's process after the first batch; Ray restarts and retries it."""
-    from ray.util.state import list_actors
-
     from jobs.config import ExtractConfig
     from jobs.extract import run_extract
 
@@ -80,10 +91,9 @@ def test_encoder_actor_killed_mid_batch_still_completes(tmp_path, synthetic_corp
     def kill_actor_once(telemetry):
         if killed:
             return
-        for actor in list_actors(filters=[("state", "=", "ALIVE")]):
-            if "EncoderActor" in actor.class_name and actor.pid:
-                os.kill(actor.pid, signal.SIGKILL)
-                killed.append(actor.pid)
+        for pid in _encoder_actor_pids():
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
     store = tmp_path / "store.zarr"
     cfg = ExtractConfig(input=str(synthetic_corpus[0]), store=str(store), encoders=ENCODERS,

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs benchmarks.run, which calls each section's main()."""

@@ -1,0 +1,186 @@
+"""Encoders declared in a job config file, and the pre-flight check a job runs before any work.
+
+A config entry names a backend and a checkpoint; every other EncoderSpec field may be given, and
+what is left out is read from the architecture itself, built on the meta device (no weights, no
+compute): width, patch grid, prefix tokens, and for timm the pretrained config's mean / std /
+interpolation (and its default tag, pinned so the fingerprint names the weights). Example:
+
+    custom_encoders:
+      - {name: vit_s, backend: timm, checkpoint: vit_small_patch16_224, frames: 16, layer: -2}
+      - {name: dino_hf, backend: hf_auto, checkpoint: facebook/dinov2-base, layer: -1,
+         final_norm: true}
+      - {name: my_vit, backend: timm, checkpoint: vit_tiny_patch16_224, frames: 8, tiny: true}
+
+`tiny: true` builds the architecture with seeded random weights (tests, demos: no checkpoint).
+The registered spec is complete, so it travels to Ray workers as a dict like any other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from encoders.registry import get_spec, register, resolve_encoder_set
+from encoders.spec import EncoderSpec
+from encoders.weights import hub_offline, resolve_local
+
+_CUSTOM: set[str] = set()  # names registered from config files (may be redefined by a later one)
+
+
+def register_from_config(entries: Sequence[Mapping[str, Any]] | None) -> list[EncoderSpec]:
+    """Register every config-declared encoder; errors name the entry and are ValueErrors."""
+    specs = []
+    for i, entry in enumerate(entries or ()):
+        where = f"custom_encoders[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{where}: expected a mapping of EncoderSpec fields, got {entry!r}")
+        where += f" ({entry.get('name', '?')})"
+        try:
+            spec = spec_from_config(entry)
+        except Exception as err:  # noqa: BLE001 - timm / transformers raise all kinds
+            raise ValueError(f"{where}: {' '.join(str(err).split())}") from err
+        try:
+            known = get_spec(spec.name)
+        except ValueError:
+            known = None
+        if known is not None and known != spec and spec.name not in _CUSTOM:
+            raise ValueError(f"{where}: '{spec.name}' is a built-in encoder; choose another name")
+        specs.append(register(spec, overwrite=spec.name in _CUSTOM))
+        _CUSTOM.add(spec.name)
+    return specs
+
+
+def spec_from_config(entry: Mapping[str, Any]) -> EncoderSpec:
+    data = {k: (tuple(v) if isinstance(v, list) and k != "arch" else v) for k, v in entry.items()}
+    for key in ("name", "backend", "checkpoint"):
+        if not data.get(key):
+            raise ValueError(f"'{key}' is required")
+    data.setdefault("frames", 16)
+    if data["backend"] == "timm":
+        _fill_timm(data)
+    elif data["backend"] == "hf_auto":
+        _fill_hf(data)
+    missing = [k for k in ("width", "grid", "prefix_tokens") if k not in data]
+    if missing:
+        raise ValueError(f"give {missing} for backend {data['backend']!r} (not inferred)")
+    data.setdefault("time_steps", data["frames"])
+    return EncoderSpec.from_dict(data)
+
+
+def _fill_timm(data: dict[str, Any]) -> None:
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model(data["checkpoint"], pretrained=False, num_classes=0,
+                                  img_size=data.get("image_size", 224), **data.get("arch", {}))
+    if not hasattr(model, "blocks"):
+        raise ValueError(f"timm model {data['checkpoint']!r} has no transformer `blocks`; "
+                         "only ViT-style timm models are supported")
+    cfg = model.pretrained_cfg
+    if "." not in data["checkpoint"] and cfg.get("tag"):  # pin the tag the bare name resolves to
+        data["checkpoint"] = f"{cfg['architecture']}.{cfg['tag']}"
+    data.setdefault("width", model.num_features)
+    data.setdefault("prefix_tokens", getattr(model, "num_prefix_tokens", 0))
+    data.setdefault("grid", tuple(model.patch_embed.grid_size))
+    if "mean" not in data and "std" not in data and cfg.get("mean") and cfg.get("std"):
+        data["mean"], data["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
+    if cfg.get("interpolation") in ("bicubic", "bilinear"):
+        data.setdefault("interpolation", cfg["interpolation"])
+
+
+def _fill_hf(data: dict[str, Any]) -> None:
+    from encoders.backends import hf_auto_config
+
+    arch = dict(data.get("arch", {}))
+    local = Path(data["checkpoint"]).expanduser()
+    source = local if local.is_dir() else None
+    if source is None and "model_type" not in arch:
+        source = _hub_file_dir(data, "config.json")
+        if source is None:
+            raise ValueError(f"no config.json for {data['checkpoint']!r} in a local folder or "
+                             "the HF cache; give arch.model_type and the config values")
+    config = hf_auto_config(arch, source)
+    vision = getattr(config, "vision_config", None) or config
+    size = data.get("image_size", getattr(vision, "image_size", 224))
+    size = size if isinstance(size, int) else size[0]
+    patch = getattr(vision, "patch_size", None)
+    patch = patch if isinstance(patch, int) or patch is None else patch[0]
+    tubelet = getattr(vision, "tubelet_size", None)
+    if tubelet is not None:  # video model: the whole clip goes in, T = frames / tubelet depth
+        tubelet = tubelet if isinstance(tubelet, int) else tubelet[0]
+        data.setdefault("time_steps", data["frames"] // tubelet)
+    if "grid" not in data and patch:
+        data["grid"] = (size // patch, size // patch)
+    data.setdefault("image_size", size)
+    if "width" not in data or "prefix_tokens" not in data:
+        tokens = _probe_tokens(data, config)
+        data.setdefault("width", tokens[-1])
+        if "grid" in data:
+            per_item = data["time_steps"] if tubelet is not None else 1
+            data.setdefault("prefix_tokens", tokens[1] - per_item * data["grid"][0] * data["grid"][1])
+    _fill_hf_processor(data, local if local.is_dir() else _hub_file_dir(data, "preprocessor_config.json"))
+
+
+def _probe_tokens(data: dict[str, Any], config: Any) -> tuple[int, ...]:
+    """Shape of the first block's output for one input, computed on the meta device."""
+    from transformers import AutoModel
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+        model = getattr(model, "vision_model", model)
+        s = data["image_size"]
+        video = getattr(getattr(config, "vision_config", None) or config, "tubelet_size", None)
+        x = torch.empty((1, data["frames"], 3, s, s) if video else (1, 3, s, s))
+        return tuple(model(pixel_values=x, output_hidden_states=True).hidden_states[1].shape)
+
+
+def _fill_hf_processor(data: dict[str, Any], folder: Path | None) -> None:
+    """mean / std / interpolation / resize from the checkpoint's preprocessor_config.json."""
+    path = folder / "preprocessor_config.json" if folder is not None else None
+    if path is None or not path.is_file():
+        return
+    proc = json.loads(path.read_text())
+    if "image_mean" in proc and "image_std" in proc:
+        data.setdefault("mean", tuple(proc["image_mean"]))
+        data.setdefault("std", tuple(proc["image_std"]))
+    interp = {2: "bilinear", 3: "bicubic"}.get(proc.get("resample"))
+    if interp:
+        data.setdefault("interpolation", interp)
+    size = proc.get("size")
+    if isinstance(size, dict) and "shortest_edge" in size and proc.get("do_center_crop"):
+        data.setdefault("resize", "short_side_center_crop")
+
+
+def _hub_file_dir(data: Mapping[str, Any], filename: str) -> Path | None:
+    """Folder of `filename` of a hub checkpoint in the local HF cache, without the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(data["checkpoint"], filename, revision=data.get("revision"))
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def check_encoders(encoders: str, custom: Sequence[Mapping[str, Any]] | None = None,
+                   weights: Mapping[str, str] | None = None) -> list[str]:
+    """A job's pre-flight, on the driver before any store, cluster or model exists: register the
+    config's encoders, resolve the set, and make sure each one's weights can be found. A missing
+    checkpoint raises WeightsNotFoundError (one line) here, in well under a second, instead of in
+    a Ray actor after the cluster has started. Only local sources are checked: with the hub
+    online an uncached checkpoint is downloaded by the workers, as before."""
+    from encoders.base import _hub_source
+
+    register_from_config(custom)
+    names = resolve_encoder_set(encoders)
+    weights = dict(weights or {})
+    for name in names:
+        spec = get_spec(name)
+        if spec.tiny:
+            continue
+        if name in weights:
+            resolve_local(spec, weights[name])
+        elif hub_offline():
+            _hub_source(spec)
+    return names

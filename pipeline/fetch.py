@@ -1,0 +1,161 @@
+"""Turn a source (local path, fsspec URL, WebDataset tar member) into a local file to decode.
+
+Local files are decoded in place. Anything remote is copied to a private temporary file first,
+under a byte cap, because decord and PyAV both want a seekable local file and a copy costs one
+sequential read. Transient read errors (connection refused or reset, timeouts) are retried a
+bounded number of times with backoff; permanent ones (404, no such key, permission) are not.
+Nothing here builds a path from a video id or a tar member name: the temporary file's name is
+random and only keeps a sanitised extension (some demuxers look at it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from pipeline import failures as F
+from pipeline.failures import DecodeError, one_line
+
+T = TypeVar("T")
+
+MAX_FETCH_BYTES = 8 * 2**30  # a remote video bigger than this fails as too-large, not ENOSPC
+RETRIES = 3
+BACKOFF_S = 0.25  # 0.25 s, 0.5 s between the three tries: bounded, quick for a dead host
+_COPY_CHUNK = 8 * 2**20
+_TRANSIENT_NAMES = ("Connect", "Timeout", "Temporar", "Throttl", "SlowDown", "ServerDisconnected")
+
+
+def is_url(source: str) -> bool:
+    return "://" in source and not source.startswith("file://")
+
+
+def local_path(source: str) -> str:
+    return source.removeprefix("file://")
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def _transient_one(e: BaseException) -> bool:
+    return isinstance(e, (ConnectionError, TimeoutError)) or any(
+        k in type(e).__name__ for k in _TRANSIENT_NAMES)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Network-ish errors worth another try. fsspec's HTTP layer reports a refused connection as
+    FileNotFoundError, so the whole cause chain is inspected, not just the outer type."""
+    return any(_transient_one(e) for e in _chain(err))
+
+
+def classify_read_error(err: BaseException, what: str) -> DecodeError:
+    if isinstance(err, DecodeError):
+        return err
+    detail = f"{what}: {type(err).__name__}: {one_line(err, 200)}"
+    if is_transient(err):
+        cause = [e for e in _chain(err) if _transient_one(e)][0]
+        return DecodeError(F.UNREACHABLE, f"{what}: {type(cause).__name__}: "
+                           f"{one_line(cause, 200)} (after {RETRIES} tries)")
+    if isinstance(err, (FileNotFoundError, KeyError)):
+        return DecodeError(F.MISSING, detail)
+    return DecodeError(F.UNREADABLE, detail)
+
+
+def with_retry(fn: Callable[[], T], tries: int = RETRIES, backoff: float = BACKOFF_S) -> T:
+    """Call ``fn``; retry only transient errors, ``tries`` times in all, with growing pauses."""
+    for attempt in range(tries):
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001 - re-raised unless transient
+            if attempt == tries - 1 or not is_transient(err):
+                raise
+            time.sleep(backoff * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def check_local(path: str) -> int:
+    """Size of a local file, or a classified DecodeError (missing, directory, unreadable)."""
+    try:
+        if os.path.isdir(path):
+            raise DecodeError(F.UNREADABLE, f"{path} is a directory")
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:  # permission and I/O errors show here, not in a decoder
+            f.read(1)
+        return size
+    except DecodeError:
+        raise
+    except OSError as err:
+        raise classify_read_error(err, path) from err
+
+
+def _suffix(name: str) -> str:
+    ext = os.path.splitext(name.split("::")[0].split("?")[0])[1]
+    return ext.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", ext) else ".bin"
+
+
+def _copy(source: str, dst: str, storage_options: dict, member: dict | None,
+          max_bytes: int) -> int:
+    import fsspec
+
+    if member:  # a WebDataset member: one ranged read of its shard, no tar scan
+        offset, size = int(member["offset"]), int(member["size"])
+        if size > max_bytes:
+            raise DecodeError(F.TOO_LARGE, f"{size} bytes > cap {max_bytes}")
+        with fsspec.open(member["shard"], "rb", **storage_options) as f, open(dst, "wb") as out:
+            f.seek(offset)
+            remaining = size
+            while remaining:
+                chunk = f.read(min(_COPY_CHUNK, remaining))
+                if not chunk:
+                    raise DecodeError(F.CORRUPT, f"tar member cut short: {size - remaining} of "
+                                      f"{size} bytes in {member['shard']}")
+                out.write(chunk)
+                remaining -= len(chunk)
+        return size
+    copied = 0
+    if "::" in source and storage_options:  # chained URL: the options belong to the inner one
+        inner = source.split("::", 1)[1]
+        storage_options = {inner.split("://", 1)[0] if "://" in inner else "file": storage_options}
+    with fsspec.open(source, "rb", **storage_options) as f, open(dst, "wb") as out:
+        while chunk := f.read(_COPY_CHUNK):
+            copied += len(chunk)
+            if copied > max_bytes:
+                raise DecodeError(F.TOO_LARGE, f"more than {max_bytes} bytes")
+            out.write(chunk)
+    return copied
+
+
+@contextlib.contextmanager
+def open_local(source: str, storage_options: dict | None = None, member: dict | None = None,
+               max_bytes: int = MAX_FETCH_BYTES) -> Iterator[tuple[str, int]]:
+    """Yield ``(local path, size in bytes)`` for ``source``; remote copies are deleted after.
+
+    ``member`` (``{"shard", "offset", "size"}``, from the WebDataset listing) reads a tar member
+    by its byte range; without it a ``tar://member::shard`` source goes through fsspec's tar
+    filesystem, which scans the shard's headers first.
+    """
+    if not is_url(source) and not member:
+        path = local_path(source)
+        yield path, check_local(path)
+        return
+    tmpdir = tempfile.mkdtemp(prefix="merv-fetch-")
+    try:
+        dst = os.path.join(tmpdir, "video" + _suffix(source))
+        try:
+            size = with_retry(lambda: _copy(source, dst, storage_options or {}, member, max_bytes))
+        except Exception as err:  # noqa: BLE001 - classified into a failure reason
+            raise classify_read_error(err, source) from err
+        yield dst, size
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

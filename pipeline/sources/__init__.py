@@ -1,0 +1,67 @@
+"""Corpus inputs: every format users keep videos in, listed as ``VideoItem``s.
+
+==========================================  ============================================
+input                                       read as
+==========================================  ============================================
+``*.csv *.tsv *.parquet *.jsonl *.json``    a manifest (``json`` may be LLaVA training data)
+``*.tar`` (glob, ``{000..009}`` braces)     WebDataset shards
+a folder holding only ``.tar`` files        WebDataset shards
+anything else                               a folder (recursive), a glob or one file
+==========================================  ============================================
+
+Each may be a local path or any fsspec URL (``s3://``, ``gs://``, ``http(s)://``,
+``memory://`` in-process only); ``storage_options`` are the fsspec options for those URLs and
+travel with each item to the decode workers. After listing, ``checks.finalize`` validates ids,
+turns duplicates and refused entries into failing items and sorts by id.
+"""
+
+from __future__ import annotations
+
+from pipeline.corpus import VideoItem
+from pipeline.sources.checks import finalize
+from pipeline.sources.files import find_tars, list_files
+from pipeline.sources.manifest import MANIFEST_SUFFIXES, read_manifest
+from pipeline.sources.webdataset import TAR_SUFFIXES, expand_shards, list_shards
+
+__all__ = ["input_kind", "list_inputs"]
+
+
+def input_kind(spec: str) -> str:
+    """``manifest``, ``webdataset`` or ``files``, from the input's suffix."""
+    path = spec.split("?")[0].rstrip("/").lower()
+    if path.endswith(MANIFEST_SUFFIXES):
+        return "manifest"
+    if path.endswith(TAR_SUFFIXES):
+        return "webdataset"
+    return "files"
+
+
+def _typed(value: object) -> object:
+    """Options from flags and YAML string maps arrive as text: "true" -> True, "3" -> 3."""
+    if not isinstance(value, str):
+        return value
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return parsed if isinstance(parsed, (bool, int, float)) else value
+
+
+def list_inputs(spec: str, all_files: bool = False, video_root: str = "",
+                storage_options: dict | None = None) -> list[VideoItem]:
+    opts = {k: _typed(v) for k, v in (storage_options or {}).items()}
+    kind = input_kind(spec)
+    if kind == "manifest":
+        items = read_manifest(spec, video_root, opts)
+    elif kind == "webdataset":
+        shards = expand_shards(spec, opts)
+        if not shards:
+            raise FileNotFoundError(f"no tar shards match {spec!r}")
+        items = list_shards(shards, all_files, opts)
+    else:
+        items = list_files(spec, all_files, opts)
+        if not items and (shards := find_tars(spec, opts)):
+            items = list_shards(shards, all_files, opts)
+    return finalize(items, opts)
