@@ -134,7 +134,7 @@ import json, resource, sys, tempfile, time
 import numpy as np
 start = time.perf_counter()
 from jobs.planning import open_or_create_store, plan_work, work_table
-from encoders import get_spec, ENCODER_SETS
+from encoders.registry import get_spec, ENCODER_SETS
 from pipeline.corpus import VideoItem
 n = int(sys.argv[1])
 rng = np.random.default_rng(0)

@@ -56,9 +56,6 @@ def bench(name: str, videos: list[torch.Tensor], dtype: torch.dtype, iters: int,
         e2e = _timed(lambda: enc.encode(videos), iters, warmup, device)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
     params = sum(p.numel() for p in enc.parameters()) / 1e6
-    del enc, pixels
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return {"name": name, "params": params, "pre": pre, "fwd": fwd, "e2e": e2e, "peak": peak}
 
 
@@ -95,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     for base in [n for n in args.encoders.split(",") if n]:
         name = f"{base}-tiny" if args.tiny else base
         r = bench(name, videos, dtype, args.iters, args.warmup, device)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # the encoder went out of scope with bench()
         results[base] = r
         print(f"{name:<20}{r['params']:>9.1f}{r['pre'] * 1e3:>15.1f}{r['fwd'] * 1e3:>12.1f}"
               f"{r['e2e'] * 1e3:>11.1f}{args.batch / r['e2e']:>10.1f}{r['peak']:>10.2f}",

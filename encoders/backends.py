@@ -141,10 +141,12 @@ class HFBackbone(Backbone):
         raise NotImplementedError
 
 
-def _hf_from_local(cls: Any, source: Path, spec: EncoderSpec, **kwargs: Any) -> nn.Module:
+def _hf_from_local(cls: Any, source: Path, spec: EncoderSpec, unused: tuple[str, ...] = (),
+                   **kwargs: Any) -> nn.Module:
     """from_pretrained on a local dir or file; it maps checkpoint key layouts (e.g. a CLIPModel or
     VivitForVideoClassification checkpoint into the bare vision model). Missing keys are fatal:
-    transformers would otherwise silently leave them randomly initialised."""
+    transformers would otherwise silently leave them randomly initialised. Keys under a module
+    named in `unused` (poolers, heads that never touch the kept tokens) may be missing."""
     common = dict(local_files_only=True, weights_only=True, attn_implementation="sdpa",
                   output_loading_info=True, **kwargs)
     if source.is_dir():
@@ -154,7 +156,8 @@ def _hf_from_local(cls: Any, source: Path, spec: EncoderSpec, **kwargs: Any) -> 
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / name).symlink_to(source.resolve())
             model, info = cls.from_pretrained(tmp, **common)
-    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
+    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")
+               and not set(k.split(".")) & set(unused)]
     bad = list(info.get("mismatched_keys", ()))
     if missing or bad:
         raise ValueError(f"checkpoint does not fit encoder '{spec.name}': missing {missing[:5]} "
@@ -235,7 +238,7 @@ class HFAutoBackbone(Backbone):
         if source is None:
             model = AutoModel.from_config(config, attn_implementation="sdpa")
         else:
-            model = _hf_from_local(AutoModel, source, spec, config=config)
+            model = _hf_from_local(AutoModel, source, spec, ("pooler", "head"), config=config)
         self.model = getattr(model, "vision_model", model)
         self.video = spec.time_steps != spec.frames
         try:

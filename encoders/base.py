@@ -165,6 +165,9 @@ def _materialize_random(model: nn.Module) -> None:
 
 
 def _hub_source(spec: EncoderSpec) -> Path:
+    local = Path(spec.checkpoint).expanduser()
+    if spec.backend == "hf_auto" and local.is_dir():  # a checkpoint folder named by the spec
+        return resolve_local(spec, local)
     repo_id = spec.checkpoint
     if spec.backend == "timm":
         import timm.models

@@ -76,10 +76,15 @@ def _fill_timm(data: dict[str, Any]) -> None:
 
     with torch.device("meta"):
         model = timm.create_model(data["checkpoint"], pretrained=False, num_classes=0,
-                                  img_size=data.get("image_size", 224), **data.get("arch", {}))
-    if not hasattr(model, "blocks"):
+                                  **data.get("arch", {}))
+    if not hasattr(model, "blocks") or not hasattr(model, "patch_embed"):
         raise ValueError(f"timm model {data['checkpoint']!r} has no transformer `blocks`; "
                          "only ViT-style timm models are supported")
+    if data.get("image_size", 224) != model.patch_embed.img_size[0]:  # at the spec's size
+        with torch.device("meta"):
+            model = timm.create_model(data["checkpoint"], pretrained=False, num_classes=0,
+                                      img_size=data.get("image_size", 224),
+                                      **data.get("arch", {}))
     cfg = model.pretrained_cfg
     if "." not in data["checkpoint"] and cfg.get("tag"):  # pin the tag the bare name resolves to
         data["checkpoint"] = f"{cfg['architecture']}.{cfg['tag']}"
@@ -101,8 +106,8 @@ def _fill_hf(data: dict[str, Any]) -> None:
     if source is None and "model_type" not in arch:
         source = _hub_file_dir(data, "config.json")
         if source is None:
-            raise ValueError(f"no config.json for {data['checkpoint']!r} in a local folder or "
-                             "the HF cache; give arch.model_type and the config values")
+            raise ValueError(f"no config.json for {data['checkpoint']!r} in a local folder, the "
+                             "HF cache or the hub; give arch.model_type and the config values")
     config = hf_auto_config(arch, source)
     vision = getattr(config, "vision_config", None) or config
     size = data.get("image_size", getattr(vision, "image_size", 224))
@@ -121,8 +126,11 @@ def _fill_hf(data: dict[str, Any]) -> None:
         data.setdefault("width", tokens[-1])
         if "grid" in data:
             per_item = data["time_steps"] if tubelet is not None else 1
-            data.setdefault("prefix_tokens", tokens[1] - per_item * data["grid"][0] * data["grid"][1])
-    _fill_hf_processor(data, local if local.is_dir() else _hub_file_dir(data, "preprocessor_config.json"))
+            patches = per_item * data["grid"][0] * data["grid"][1]
+            data.setdefault("prefix_tokens", tokens[1] - patches)
+    if local.is_dir() or not data.get("tiny"):  # random models read no processor config
+        folder = local if local.is_dir() else _hub_file_dir(data, "preprocessor_config.json")
+        _fill_hf_processor(data, folder)
 
 
 def _probe_tokens(data: dict[str, Any], config: Any) -> tuple[int, ...]:
@@ -156,10 +164,17 @@ def _fill_hf_processor(data: dict[str, Any], folder: Path | None) -> None:
 
 
 def _hub_file_dir(data: Mapping[str, Any], filename: str) -> Path | None:
-    """Folder of `filename` of a hub checkpoint in the local HF cache, without the network."""
-    from huggingface_hub import try_to_load_from_cache
+    """Folder holding `filename` of a hub checkpoint: the HF cache, else (unless offline) a
+    download of that one small file. None when neither has it."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    found = try_to_load_from_cache(data["checkpoint"], filename, revision=data.get("revision"))
+    repo, revision = data["checkpoint"], data.get("revision")
+    found = try_to_load_from_cache(repo, filename, revision=revision)
+    if not isinstance(found, str) and not hub_offline():
+        try:
+            found = hf_hub_download(repo, filename, revision=revision, etag_timeout=10)
+        except Exception:  # noqa: BLE001 - unknown repo, no such file, hub unreachable
+            found = None
     return Path(found).parent if isinstance(found, str) else None
 
 

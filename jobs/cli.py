@@ -17,7 +17,8 @@ def _add_extract(sub) -> None:
         description="Decode each video once, run every encoder of SET on it, align to "
         "[T, GxG] and write float16 features into a sharded Zarr v3 store. Reruns resume.",
         epilog=EPILOG)
-    p.add_argument("input", nargs="?", help="folder (searched recursively) or glob of videos")
+    p.add_argument("input", nargs="?", help="folder, glob, manifest (CSV/Parquet/JSONL/LLaVA "
+                   "JSON) or WebDataset tars; local or any fsspec URL (docs/inputs.md)")
     p.add_argument("--store", help="path or fsspec URL of the feature store to create or resume")
     p.add_argument("--encoders", help="merv (default, full size), tiny, or a comma list of names")
     p.add_argument("--config", help="YAML job config")
@@ -33,6 +34,10 @@ def _add_extract(sub) -> None:
     p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")
     p.add_argument("--all-files", action="store_const", const=True, dest="all_files",
                    help="also list files without a video extension (they fail with a reason)")
+    p.add_argument("--video-root", dest="video_root",
+                   help="folder or URL that relative manifest paths are under")
+    p.add_argument("--storage-options", dest="storage_options", metavar="K=V[,K=V]",
+                   help="fsspec options for input URLs, e.g. endpoint_url=http://host:9000")
     p.add_argument("--retry-failed", action="store_const", const=True, dest="retry_failed",
                    help="recompute the rows that failed in earlier runs")
     p.add_argument("--overwrite-encoder", action="append", dest="overwrite_encoders",
@@ -115,7 +120,7 @@ def run(argv: list[str] | None = None) -> int:
         overrides = {k: getattr(args, k) for k in (
             "input", "store", "encoders", "address", "shard_size", "batch_size", "encoder_actors",
             "encoder_gpus", "decode_workers", "dtype", "weights", "all_files", "progress",
-            "retry_failed", "overwrite_encoders")}
+            "retry_failed", "overwrite_encoders", "video_root", "storage_options")}
         telemetry = run_extract(build_config(ExtractConfig, args.config, "extract", overrides))
         return 0 if telemetry.ok or not telemetry.processed else 1
     if args.command == "status":

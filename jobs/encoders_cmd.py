@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from encoders import EncoderSpec
 
 
-def _load_config(path: str | None) -> dict:
+def _load_config(path: str | None) -> dict[str, str]:
     """The extract section's custom encoders (registered now) and weights paths."""
     from encoders import register_from_config
     from jobs.config import ConfigError, load_section
@@ -24,7 +29,7 @@ def _load_config(path: str | None) -> dict:
     return {str(k): str(v) for k, v in (section.get("weights") or {}).items()}
 
 
-def local_weights_state(spec, weights: dict[str, str] | None = None) -> str:
+def local_weights_state(spec: EncoderSpec, weights: dict[str, str] | None = None) -> str:
     """Where this encoder's weights would come from, without touching the network."""
     if spec.tiny:
         return "random (tiny)"
@@ -48,7 +53,7 @@ def local_weights_state(spec, weights: dict[str, str] | None = None) -> str:
             os.environ["HF_HUB_OFFLINE"] = previous
 
 
-def list_encoders(config: str | None = None, echo=print) -> int:
+def list_encoders(config: str | None = None, echo: Callable[[str], None] = print) -> int:
     from encoders import ENCODER_SETS, list_specs
 
     weights = _load_config(config)
@@ -63,7 +68,8 @@ def list_encoders(config: str | None = None, echo=print) -> int:
     return 0
 
 
-def check_encoder(name: str, weights: str | None, config: str | None = None, echo=print) -> int:
+def check_encoder(name: str, weights: str | None, config: str | None = None,
+                  echo: Callable[[str], None] = print) -> int:
     """Build NAME (tiny: random; full: from weights) and encode one synthetic clip."""
     import torch
 

@@ -24,7 +24,7 @@ VIDEO_EXTENSIONS = frozenset(
 HINTS_KEY = "_merv"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VideoItem:
     video_id: str
     source: str  # local path or fsspec URL (``tar://member::shard`` for WebDataset members)

@@ -17,11 +17,10 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
-from PIL import Image
 from torch import nn
-from torchvision import transforms as T
 
-from encoders import FrozenEncoder, build_encoder, get_spec
+from encoders import FrozenEncoder, build_encoder
+from tests.encoders.references import languagebind_reference, pil_reference
 
 PER_FRAME = 1  # per-frame encoders: their T is their frame count
 
@@ -76,22 +75,14 @@ def languagebind(video):
     return _build("languagebind", video)
 
 
-def _reference_pixels(video: torch.Tensor, name: str) -> torch.Tensor:
-    """The reference transform (torchvision on PIL images), one frame at a time."""
-    spec = get_spec(name)
-    interp = getattr(T.InterpolationMode, spec.interpolation.upper())
-    resize = ([T.Resize((224, 224), interpolation=interp)] if spec.resize == "squash"
-              else [T.Resize(224, interpolation=interp), T.CenterCrop(224)])
-    tf = T.Compose([*resize, T.ToTensor(), T.Normalize(spec.mean, spec.std)])
-    frames = video[:: spec.frame_stride]
-    return torch.stack([tf(Image.fromarray(f.numpy())) for f in frames])[None]
-
-
-@pytest.mark.parametrize("name", ["dinov2", "siglip", "clip", "vivit"])
+@pytest.mark.parametrize("name", ["languagebind", "dinov2", "vivit", "siglip", "clip"])
 def test_batched_preprocessing_matches_reference_transform(name, request, video) -> None:
-    _, pixels = request.getfixturevalue(name)
-    ref = _reference_pixels(video, name)
-    assert pixels.shape == ref.shape == (1, get_spec(name).frames, 3, 224, 224)
+    enc, pixels = request.getfixturevalue(name)
+    spec = enc.spec
+    frames = video[:: spec.frame_stride]  # what the encoder takes of the 32 decoded frames
+    reference = languagebind_reference if name == "languagebind" else pil_reference
+    ref = reference(frames, spec)[None]
+    assert pixels.shape == ref.shape == (1, spec.frames, 3, 224, 224)
     assert (pixels - ref).abs().max() <= 1e-2
 
 

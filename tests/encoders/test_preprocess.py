@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import PIL
 import pytest
 import torch
-import torch.nn.functional as F
-from PIL import Image
-from torchvision import transforms as T
 
 from encoders import build_encoder, get_spec
 from encoders.preprocess import preprocess_frames
-
-
-def _pil_reference(frames: torch.Tensor, spec) -> torch.Tensor:
-    interp = {"bicubic": T.InterpolationMode.BICUBIC,
-              "bilinear": T.InterpolationMode.BILINEAR}[spec.interpolation]
-    if spec.resize == "squash":
-        resize = [T.Resize((224, 224), interpolation=interp)]
-    else:
-        resize = [T.Resize(224, interpolation=interp), T.CenterCrop(224)]
-    tf = T.Compose([*resize, T.ToTensor(), T.Normalize(spec.mean, spec.std)])
-    return torch.stack([tf(Image.fromarray(f.numpy())) for f in frames])
-
-
-def _languagebind_reference(frames: torch.Tensor, spec) -> torch.Tensor:
-    # What LanguageBind's decord video transform does: /255, normalise, short side scale with
-    # plain bilinear interpolate (floor for the long side), centre crop. (No random flip.)
-    x = frames.permute(3, 0, 1, 2).float() / 255.0  # C, T, H, W
-    mean = torch.tensor(spec.mean).view(3, 1, 1, 1)
-    std = torch.tensor(spec.std).view(3, 1, 1, 1)
-    x = (x - mean) / std
-    _, _, h, w = x.shape
-    if w < h:
-        size = (int(math.floor(h / w * 224)), 224)
-    else:
-        size = (224, int(math.floor(w / h * 224)))
-    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    top, left = int(round((x.shape[-2] - 224) / 2.0)), int(round((x.shape[-1] - 224) / 2.0))
-    return x[..., top : top + 224, left : left + 224].permute(1, 0, 2, 3)
-
+from tests.encoders.references import languagebind_reference, pil_reference
 
 # Pillow >= 13 picks the pass order that our emulation follows; older Pillow can differ by one
 # uint8 level on frames whose height shrinks much more than their width.
@@ -55,16 +22,15 @@ def test_matches_torchvision_on_pil(name: str, hw: tuple[int, int], video_factor
     spec = get_spec(name)
     frames = video_factory(*hw, seed=hw[0], frames=3)
     ours = preprocess_frames(frames, spec)
-    ref = _pil_reference(frames, spec)
+    ref = pil_reference(frames, spec)
     assert ours.shape == ref.shape == (3, 3, 224, 224) and ours.dtype == ref.dtype
-    # Pillow's fixed-point resampling is reproduced exactly, so the tensors are equal; the
-    # Done-when tolerance (1e-2 on the normalised values) is what any Pillow version must meet
-    # with at most one uint8 level of difference on a few pixels.
+    # Pillow's fixed-point resampling is reproduced exactly: equal tensors, which is well within
+    # the 1e-2 asked for. With an older Pillow, at most one uint8 level on a few pixels.
+    diff = (ours - ref).abs()
     if PIL_EXACT:
-        assert torch.equal(ours, ref), (ours - ref).abs().max()
-    one_level = 1 / 255 / min(spec.std) + 1e-6
-    assert (ours - ref).abs().max() <= min(one_level, 1e-2) or not PIL_EXACT
-    assert (ours - ref).abs().mean() < 1e-3
+        assert torch.equal(ours, ref), diff.max()
+    else:
+        assert diff.max() <= 1 / 255 / min(spec.std) + 1e-6 and diff.mean() < 1e-3
 
 
 def test_batched_preprocessing_equals_frame_by_frame(video_factory) -> None:
@@ -80,7 +46,7 @@ def test_languagebind_matches_reference_tensor_pipeline(hw, video_factory) -> No
     spec = get_spec("languagebind")
     frames = video_factory(*hw, seed=7, frames=4)
     ours = preprocess_frames(frames, spec)
-    ref = _languagebind_reference(frames, spec)
+    ref = languagebind_reference(frames, spec)
     assert ours.shape == ref.shape == (4, 3, 224, 224)
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
 
