@@ -22,8 +22,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from encoders.registry import get_spec, register, resolve_encoder_set
 from encoders.spec import EncoderSpec
 from encoders.weights import hub_offline, resolve_local
@@ -73,6 +71,7 @@ def spec_from_config(entry: Mapping[str, Any]) -> EncoderSpec:
 
 def _fill_timm(data: dict[str, Any]) -> None:
     import timm
+    import torch
 
     with torch.device("meta"):
         model = timm.create_model(data["checkpoint"], pretrained=False, num_classes=0,
@@ -135,6 +134,7 @@ def _fill_hf(data: dict[str, Any]) -> None:
 
 def _probe_tokens(data: dict[str, Any], config: Any) -> tuple[int, ...]:
     """Shape of the first block's output for one input, computed on the meta device."""
+    import torch
     from transformers import AutoModel
 
     with torch.device("meta"):
@@ -185,8 +185,6 @@ def check_encoders(encoders: str, custom: Sequence[Mapping[str, Any]] | None = N
     checkpoint raises WeightsNotFoundError (one line) here, in well under a second, instead of in
     a Ray actor after the cluster has started. Only local sources are checked: with the hub
     online an uncached checkpoint is downloaded by the workers, as before."""
-    from encoders.base import _hub_source
-
     register_from_config(custom)
     names = resolve_encoder_set(encoders)
     weights = dict(weights or {})
@@ -197,5 +195,7 @@ def check_encoders(encoders: str, custom: Sequence[Mapping[str, Any]] | None = N
         if name in weights:
             resolve_local(spec, weights[name])
         elif hub_offline():
+            from encoders.base import _hub_source  # imports torch: only for full-size specs
+
             _hub_source(spec)
     return names

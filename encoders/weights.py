@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from encoders.spec import EncoderSpec
+
+if TYPE_CHECKING:  # torch is imported where weights are read: the job's driver never needs it
+    import torch
 
 SAFETENSORS_PATTERNS = ["*.safetensors", "*.json"]
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.json"]
@@ -59,6 +61,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     files = weight_files(path)
     if not files:
         raise FileNotFoundError(f"no checkpoint files at {path}")
+    import torch
+
     state: dict[str, torch.Tensor] = {}
     for f in files:
         if f.suffix == ".safetensors":
@@ -72,6 +76,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _unwrap(obj: object, source: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     # Training checkpoints often nest the weights under one of these keys.
     for key in ("state_dict", "model", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

@@ -113,14 +113,23 @@ def plan_work(store: FeatureStore, items: list[VideoItem], encoders: list[str],
     return plan, work, missing
 
 
-def work_table(work: list[ShardWork], plan: ShardPlan, items: list[VideoItem]) -> pa.Table:
-    """One row per video to decode, as Arrow columns (a million dicts would not fit the driver)."""
+def work_table(work: list[ShardWork], plan: ShardPlan, items: list[VideoItem],
+               chunk_rows: int = 65_536) -> pa.Table:
+    """One row per video to decode, as Arrow columns built a chunk at a time, so a million
+    videos cost tens of MB on the driver instead of a million Python dicts."""
     by_id = {it.video_id: it for it in items}
     nan = float("nan")
-    cols: dict[str, list] = {k: [] for k in ("row", "video_id", "source", "start", "end",
-                                              "extra", "encoders")}
+    chunks, cols = [], None
+
+    def flush():
+        if cols and cols["row"]:
+            chunks.append(pa.table(cols, schema=WORK_SCHEMA))
+
     for w in work:
         for row in w.rows:
+            if cols is None or len(cols["row"]) >= chunk_rows:
+                flush()
+                cols = {name: [] for name in WORK_SCHEMA.names}
             vid = plan.video_ids[row]
             item = by_id.get(vid)
             cols["row"].append(row)
@@ -131,4 +140,5 @@ def work_table(work: list[ShardWork], plan: ShardPlan, items: list[VideoItem]) -
             cols["extra"].append(json.dumps(item.extra, sort_keys=True, default=str)
                                  if item and item.extra else "{}")
             cols["encoders"].append(",".join(w.encoders_by_row[row]))
-    return pa.table(cols, schema=WORK_SCHEMA)
+    flush()
+    return pa.concat_tables(chunks) if chunks else WORK_SCHEMA.empty_table()
