@@ -153,6 +153,21 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, FileNotFoundError) as err:
         print(f"merv: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except RuntimeError as err:  # StoreError, WeightsNotFoundError, decode of a whole job, ...
-        print(f"merv: error: {err}", file=sys.stderr)
+    except Exception as err:  # StoreError, WeightsNotFoundError, a Ray worker's error, ...
+        if not isinstance(err, RuntimeError) and not type(err).__module__.startswith("ray"):
+            raise  # a bug: keep the traceback
+        print(f"merv: error: {_root_cause(err)}", file=sys.stderr)
         sys.exit(1)
+
+
+def _root_cause(err: BaseException) -> str:
+    """One line: a Ray worker's error arrives wrapped with the remote traceback, whose last line
+    is the worker's own message; wrappers without a message (Ray Data's) are skipped."""
+    best, seen = type(err).__name__, set()
+    while isinstance(err, BaseException) and id(err) not in seen:
+        seen.add(id(err))
+        lines = [line for line in str(err).strip().splitlines() if line.strip()]
+        if lines:
+            best = lines[-1]
+        err = getattr(err, "cause", None) or err.__cause__
+    return best

@@ -37,6 +37,7 @@ class ExtractConfig:
     decode_memory_mb: int = 512  # memory reserved per decode task (bounds frames in flight)
     dtype: str = "auto"  # encoder compute dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16
     weights: dict[str, str] = field(default_factory=dict)  # encoder name -> local weights path
+    random_weights: bool = False  # benchmarks only: full-size architectures, random weights
     # encoders declared here (EncoderSpec fields; see encoders/custom.py), usable in `encoders`
     custom_encoders: list[dict] = field(default_factory=list)
     retry_failed: bool = False  # recompute rows that failed in earlier runs

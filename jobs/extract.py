@@ -58,6 +58,8 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
     ctx.execution_options.preserve_order = True
     for name in ("ray.data", "ray.data._internal.progress"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if not log.isEnabledFor(logging.DEBUG):  # a worker's error reaches the CLI as one line
+        logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
     use_gpu = bool(cfg.encoder_gpus)
     # Blocks of one encoder batch: a block is decoded by one task, so decode parallelism comes
     # from the number of blocks (capped, so a huge corpus does not become millions of objects).
@@ -77,6 +79,7 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
             "encoders": [s.to_dict() for s in specs], "weights": cfg.weights, "dtype": cfg.dtype,
             "use_gpu": use_gpu, "cpu_threads": max(1, int(cfg.encoder_cpus)),
             "time_steps": cfg.time_steps, "grid": cfg.grid, "batch_size": cfg.batch_size,
+            "random_weights": cfg.random_weights,
         },
         batch_size=cfg.batch_size, batch_format="numpy",
         compute=ActorPoolStrategy(size=cfg.encoder_actors),
@@ -101,13 +104,16 @@ def _no_source(row: dict) -> dict:
 
 def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     """Run (or resume) an extraction job; ``on_batch(telemetry)`` is called after each batch."""
-    from encoders import check_encoders, get_spec, resolve_encoder_set
+    from encoders import check_encoders, get_spec, register_from_config, resolve_encoder_set
 
     if not cfg.input or not cfg.store:
         raise ConfigError("extract needs an input (folder or glob) and --store")
     try:
         # registers the config's own encoders; a missing checkpoint fails here, in one line
-        check_encoders(cfg.encoders, cfg.custom_encoders, cfg.weights)
+        if cfg.random_weights:  # nothing to load: register the config's encoders only
+            register_from_config(cfg.custom_encoders)
+        else:
+            check_encoders(cfg.encoders, cfg.custom_encoders, cfg.weights)
         names = resolve_encoder_set(cfg.encoders)
     except ValueError as err:
         raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err

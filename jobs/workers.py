@@ -40,7 +40,8 @@ class EncoderActor:
     """
 
     def __init__(self, encoders: list[dict], weights: dict[str, str], dtype: str, use_gpu: bool,
-                 cpu_threads: int, time_steps: int, grid: int, batch_size: int = 0):
+                 cpu_threads: int, time_steps: int, grid: int, batch_size: int = 0,
+                 random_weights: bool = False):
         import torch
 
         from encoders import EncoderSpec, build_encoder
@@ -55,7 +56,8 @@ class EncoderActor:
         specs = [EncoderSpec.from_dict(d) for d in encoders]
         self.encoders = {
             spec.name: build_encoder(spec, device=self.device, dtype=compute_dtype,
-                                     weights=weights.get(spec.name))
+                                     weights=weights.get(spec.name),
+                                     random_init=random_weights and not spec.tiny)
             for spec in specs
         }
         self._idle_since = time.perf_counter()
