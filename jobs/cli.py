@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 
 from jobs.config import ConfigError, ExtractConfig, build_config
@@ -161,13 +162,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _root_cause(err: BaseException) -> str:
-    """One line: a Ray worker's error arrives wrapped with the remote traceback, whose last line
-    is the worker's own message; wrappers without a message (Ray Data's) are skipped."""
-    best, seen = type(err).__name__, set()
+    """One line. Our errors speak for themselves; a Ray worker's error arrives wrapped with the
+    remote traceback, whose last line is the worker's own `pkg.SomeError: message`."""
+    best, seen = str(err).strip() or type(err).__name__, set()
     while isinstance(err, BaseException) and id(err) not in seen:
         seen.add(id(err))
         lines = [line for line in str(err).strip().splitlines() if line.strip()]
         if lines:
             best = lines[-1]
-        err = getattr(err, "cause", None) or err.__cause__
-    return best
+        if not type(err).__module__.startswith("ray"):
+            break
+        err = getattr(err, "cause", None) or err.__cause__  # Ray Data's wrappers are empty
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", best)

@@ -73,3 +73,16 @@ def test_missing_weights_fail_fast_with_the_fix(capsys, monkeypatch):
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert "dinov2" in err and "--weights dinov2=" in err
+
+
+def test_a_ray_workers_error_is_reported_as_its_own_last_line():
+    from ray.exceptions import RayError
+
+    from jobs.cli import _root_cause
+
+    wrapped = RayError("The actor died because of an error raised in its creation task\n"
+                       "Traceback (most recent call last):\n  File \"workers.py\", line 58\n"
+                       "encoders.weights.WeightsNotFoundError: no weights for encoder 'x'; "
+                       "pass --weights x=/path")
+    assert _root_cause(wrapped) == "no weights for encoder 'x'; pass --weights x=/path"
+    assert _root_cause(RuntimeError("plain")) == "plain"
