@@ -27,6 +27,9 @@ def _add_extract(sub) -> None:
     p.add_argument("--shard-size", type=int, dest="shard_size", help="videos per shard (32)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="videos per encoder batch (4)")
     p.add_argument("--encoder-actors", type=int, dest="encoder_actors", help="encoder actors (1)")
+    p.add_argument("--encoder-threads", type=int, dest="encoder_threads",
+                   help="torch threads per encoder actor (default: its reserved CPUs); on a "
+                   "CPU-only machine, the core count lets it use what decoding leaves idle")
     p.add_argument("--encoder-gpus", type=float, dest="encoder_gpus",
                    help="GPUs per encoder actor, fractional allowed (default: 1 if CUDA, else 0)")
     p.add_argument("--decode-workers", type=int, dest="decode_workers",
@@ -120,6 +123,7 @@ def run(argv: list[str] | None = None) -> int:
 
         overrides = {k: getattr(args, k) for k in (
             "input", "store", "encoders", "address", "shard_size", "batch_size", "encoder_actors",
+            "encoder_threads",
             "encoder_gpus", "decode_workers", "dtype", "weights", "all_files", "progress",
             "retry_failed", "overwrite_encoders", "video_root", "storage_options")}
         telemetry = run_extract(build_config(ExtractConfig, args.config, "extract", overrides))

@@ -32,6 +32,8 @@ class ExtractConfig:
     batch_size: int = 4  # videos per encoder forward
     encoder_actors: int = 1  # actors, each holding every encoder
     encoder_cpus: float = 1.0  # CPUs reserved per encoder actor
+    encoder_threads: int = 0  # torch threads per actor; 0 = encoder_cpus. More than reserved
+    # lets a CPU-only actor use the cores that light decoding leaves idle.
     encoder_gpus: float | None = None  # GPUs per actor (fractional ok); None = 1 if CUDA else 0
     decode_workers: int = 0  # concurrent decode tasks; 0 = let Ray use the free CPUs
     decode_memory_mb: int = 512  # memory reserved per decode task (bounds frames in flight)

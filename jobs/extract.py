@@ -77,7 +77,8 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
         EncoderActor,
         fn_constructor_kwargs={
             "encoders": [s.to_dict() for s in specs], "weights": cfg.weights, "dtype": cfg.dtype,
-            "use_gpu": use_gpu, "cpu_threads": max(1, int(cfg.encoder_cpus)),
+            "use_gpu": use_gpu,
+            "cpu_threads": cfg.encoder_threads or max(1, int(cfg.encoder_cpus)),
             "time_steps": cfg.time_steps, "grid": cfg.grid, "batch_size": cfg.batch_size,
             "random_weights": cfg.random_weights,
         },
