@@ -32,8 +32,9 @@ def run_demo(out: str, per_class: int = 24, epochs: int = 30, echo=print) -> lis
     else:
         echo(f"[1/3] reusing the corpus in {corpus}")
     echo(f"[2/3] extracting with the tiny encoders into {store}")
-    summary = run_extract(ExtractConfig(input=corpus, store=store, encoders="tiny", shard_size=16),
-                          echo=echo)
+    # CPU laptop: the encoder actor runs a thread per core (decoding the small clips is light).
+    summary = run_extract(ExtractConfig(input=corpus, store=store, encoders="tiny", shard_size=16,
+                                        encoder_threads=os.cpu_count() or 1), echo=echo)
     echo("[3/3] training over the cached features (no video is decoded again)")
     tiny = ENCODER_SETS["tiny"]
     variants = [("MERV cross-attention", tiny)] + [(f"{name} alone", [name]) for name in tiny]
