@@ -190,8 +190,8 @@ def _progress(total: int, enabled: bool):
 def _save_effective_config(store: FeatureStore, cfg: ExtractConfig, echo) -> None:
     text = to_yaml(cfg, "extract")
     echo("effective config:\n" + text.rstrip())
-    store._write_bytes(store._path("_jobs", "extract.yaml"), text.encode())
+    store.write_job_file("extract.yaml", text.encode())
 
 
 def _write_json(store: FeatureStore, name: str, data: dict) -> None:
-    store._write_bytes(store._path("_jobs", name), json.dumps(data, indent=2).encode())
+    store.write_job_file(name, json.dumps(data, indent=2).encode())

@@ -259,22 +259,22 @@ class FeatureStore:
 
     def commits(self, encoder: str) -> dict[int, dict]:
         """Commit markers of one encoder: shard -> {"rows": [start, stop], "failed": {row: why}}."""
-        out = {}
-        for path in self.fs.glob(self._path("_commits", encoder, "shard-*.json")):
-            with self.fs.open(path, "rb") as f:
-                marker = json.loads(f.read())
-            marker["failed"] = {int(k): v for k, v in marker.get("failed", {}).items()}
-            out[int(posixpath.basename(path)[6:11])] = marker
-        return out
+        paths = self.fs.glob(self._path("_commits", encoder, "shard-*.json"))
+        return {int(posixpath.basename(p)[6:11]): self._read_marker(p) for p in paths}
 
     def commit_marker(self, encoder: str, shard: int) -> dict | None:
         path = self._commit_path(encoder, shard)
-        if not self.fs.exists(path):
-            return None
+        return self._read_marker(path) if self.fs.exists(path) else None
+
+    def _read_marker(self, path: str) -> dict:
         with self.fs.open(path, "rb") as f:
             marker = json.loads(f.read())
         marker["failed"] = {int(k): v for k, v in marker.get("failed", {}).items()}
         return marker
+
+    def write_job_file(self, name: str, data: bytes) -> None:
+        """A job's own record beside the data (``_jobs/<name>``): config, summary."""
+        self._write_bytes(self._path("_jobs", name), data)
 
     def covered_rows(self, encoder: str, shard: int, marker: dict | None = None) -> range:
         """Rows of ``shard`` whose features for ``encoder`` are committed (a prefix of the shard)."""
