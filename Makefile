@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # package install below never pulls another torch build.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench lint mutate clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# Mutation check (not part of `make test`): realistic bugs, one at a time; each must fail a test.
+mutate: install
+	$(BIN)/python tests/mutate.py
 
 lint: install
 	$(BIN)/ruff check .

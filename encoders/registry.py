@@ -105,18 +105,27 @@ CLIP = EncoderSpec(
 )
 
 
-def _tiny(spec: EncoderSpec, width: int) -> EncoderSpec:
-    """Same family, patch size, image size, grid, prefix tokens and frames; width/depth shrunk."""
+def _tiny(spec: EncoderSpec, width: int, **extra: object) -> EncoderSpec:
+    """Same family, patch size, image size, grid, prefix tokens and frames; width/depth shrunk.
+
+    `extra` goes into `arch` (so into the fingerprint): init values a tiny random model needs so
+    that every block visibly changes its input, which is what lets tests tell layers apart.
+    """
     small = dict(depth=2, heads=2, mlp=4 * width)
     if spec.backend == "timm":
-        arch = dict(embed_dim=width, depth=small["depth"], num_heads=small["heads"])
+        arch = dict(embed_dim=width, depth=small["depth"], num_heads=small["heads"], **extra)
     else:  # HF-style config names (LanguageBind follows them too)
         arch = dict(spec.arch, hidden_size=width, num_hidden_layers=small["depth"],
-                    num_attention_heads=small["heads"], intermediate_size=small["mlp"])
+                    num_attention_heads=small["heads"], intermediate_size=small["mlp"], **extra)
     return spec.replace(name=f"{spec.name}-tiny", width=width, arch=arch, tiny=True)
 
 
 for _spec in (LANGUAGEBIND, DINOV2, VIVIT, SIGLIP, CLIP):
     register(_spec)
-for _spec, _width in ((LANGUAGEBIND, 64), (DINOV2, 64), (VIVIT, 48), (SIGLIP, 48), (CLIP, 64)):
-    register(_tiny(_spec, _width))
+# DINOv2's LayerScale starts at 1e-5 in timm, which leaves random blocks ~1e-6 from the identity
+# (adjacent layers indistinguishable); 1.0 makes each tiny block change its input by ~8%, as the
+# other tiny families' blocks do without help. Real checkpoints carry their trained LayerScale.
+_TINY = ((LANGUAGEBIND, 64, {}), (DINOV2, 64, {"init_values": 1.0}), (VIVIT, 48, {}),
+         (SIGLIP, 48, {}), (CLIP, 64, {}))
+for _spec, _width, _extra in _TINY:
+    register(_tiny(_spec, _width, **_extra))

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from pipeline import failures
 from pipeline.decode_rows import decode_rows
 from pipeline.faults import fault_point
 
@@ -85,7 +86,9 @@ class EncoderActor:
                             feats[i] = self._encode(encoder, [frames[i]])[0]
                         except Exception as err:  # noqa: BLE001 - recorded, job goes on
                             status[i] = "failed"
-                            error[i] = f"encoder {name}: {' '.join(str(err).split())[:300]}"
+                            # "<class>: <detail>" like every recorded failure, so
+                            # reason_class() groups it: "encoder: siglip: <error>".
+                            error[i] = f"{failures.ENCODER}: {name}: {failures.one_line(err)}"
             batch[f"feat:{name}"] = feats
         if self.device == "cuda":
             torch.cuda.synchronize()

@@ -4,6 +4,13 @@ The reference loads these with `vidlm.projectors.load_state_dict(sd["projectors"
 `vidlm.feature_fusion.load_state_dict(sd["feature_fusion"])`, so the result is split the same way.
 It only drops into the reference when d_model equals the LLM width (4096 for Llama-2-7B) and the
 attention width is 3072.
+
+Projectors: the released MERV configs (`merv-base` "no-align+3davg+linear", `merv-full`
+"3davg+linear", princetonvisualai/merv `merv/conf/models.py`) wrap each projector in an
+`AveragePooling3DProjector` (an AdaptiveAvgPool3d, no parameters) that holds the Linear / gelu-mlp
+projector at its own `projector` attribute. Our pooling happens at read time, so our projector is
+that inner module and its keys gain one `projector.` level:
+`{i}.projector.weight` -> `{i}.projector.projector.weight` (gelu-mlp: `{i}.projector.projector.0.*`).
 """
 
 from __future__ import annotations
@@ -40,7 +47,11 @@ def _cross_attention_keys(sd: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def to_reference_state_dict(model: MervMixer) -> dict[str, dict[str, Tensor]]:
     """{"projectors": {...}, "feature_fusion": {...}} with the reference's parameter names."""
-    projectors = {k: v.detach().cpu() for k, v in model.projectors.state_dict().items()}
+    # "{i}.<rest>" -> "{i}.projector.<rest>": the 3davg wrapper around each reference projector.
+    projectors = {}
+    for key, value in model.projectors.state_dict().items():
+        index, rest = key.split(".", 1)
+        projectors[f"{index}.projector.{rest}"] = value.detach().cpu()
     fusion_sd = {k: v.detach().cpu() for k, v in model.feature_fusion.state_dict().items()}
     if model.spec.fusion == "cross_attention":
         fusion = _cross_attention_keys(fusion_sd)

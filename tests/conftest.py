@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,12 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
-    if not REAL_CORPUS.is_dir():
-        pytest.skip(f"real clips not found at {REAL_CORPUS}")
+    if not REAL_CORPUS.is_dir() or not any(REAL_CORPUS.iterdir()):
+        why = (f"real clips not found at {REAL_CORPUS}: the tests expect the project's shared/ "
+               "folder beside the checkout (../shared/corpus/real)")
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{why}; CI must provide it", pytrace=False)  # never a silent green
+        pytest.skip(why)
     return REAL_CORPUS
 
 
@@ -40,16 +43,3 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-
-
-@pytest.fixture
-def mixed_corpus(tmp_path, real_corpus) -> Path:
-    """Real mp4/avi/mkv clips plus a corrupt and an empty file, in one folder."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for clip in sorted(real_corpus.iterdir()):
-        shutil.copy(clip, folder / clip.name)
-    # A truncated header followed by garbage: looks like an mp4 by name only.
-    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(4096))
-    (folder / "empty.avi").write_bytes(b"")
-    return folder

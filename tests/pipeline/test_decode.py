@@ -3,9 +3,10 @@ import os
 import numpy as np
 import pytest
 
+from pipeline import decode
 from pipeline.decode import DecodeError, decode_video
-from pipeline.sampling import sample_indices
 from pipeline.synthetic import ClipSpec, render_clip, write_video
+from tests.pipeline.expected_indices import MERV32
 
 REAL_EXPECTED = {  # file: (frames, height, width), from the corpus README / ffprobe
     "mmaction2_test.avi": (164, 240, 320),
@@ -21,7 +22,7 @@ def test_real_clips_decode_at_the_sampled_indices(real_corpus, name):
     video = decode_video(str(real_corpus / name))
     assert video.n_frames == n
     assert video.frames.shape == (32, h, w, 3) and video.frames.dtype == np.uint8
-    assert video.indices.tolist() == sample_indices(n).tolist()
+    assert video.indices.tolist() == MERV32[n]  # written out, not recomputed
     assert np.all(np.diff(video.timestamps) >= 0)
     assert video.fps > 0 and video.duration > 0
 
@@ -33,6 +34,55 @@ def test_pyav_fallback_gives_the_same_frames_as_decord(real_corpus):
     assert np.array_equal(a.indices, b.indices)
     assert np.array_equal(a.timestamps, b.timestamps)
     assert np.array_equal(a.frames, b.frames)  # same FFmpeg conversion: pixel for pixel
+
+
+
+def _every_frame(path: str) -> list[np.ndarray]:
+    """Ground truth: every frame FFmpeg decodes, in order, straight from PyAV."""
+    import av
+
+    with av.open(path) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def _plan_for(first: int, want: int) -> decode._Plan:
+    """A plan for frames [first, first + want), as a probe that counted that many packets would
+    make it (a damaged file whose tail packets do not decode)."""
+    indices = np.asarray([first + i * (want - 1) // 31 for i in range(32)], dtype=np.int64)
+    return decode._Plan(first + want, first, first + want, indices, None)
+
+
+# mmaction2_part_0.mp4 decodes 32 frames. Salvage needs at least half the wanted range.
+@pytest.mark.parametrize("first, want, expected", [
+    (0, 32, list(range(32))),  # nothing missing: no salvage
+    (0, 63, list(range(32))),  # 32 of 63: just over half
+    (0, 64, list(range(32))),  # 32 of 64: exactly half still salvages
+    (8, 48, [8 + i for i in MERV32[24]]),  # a clip from frame 8: 24 of 48, resampled in the clip
+])
+def test_pyav_salvages_a_prefix_of_at_least_half(real_corpus, first, want, expected):
+    path = str(real_corpus / "mmaction2_part_0.mp4")
+    frames, used, note = decode._decode_pyav(path, _plan_for(first, want))
+    have = min(32, first + want) - first
+    assert used.indices.tolist() == expected
+    assert (used.first, used.stop) == (first, first + have)
+    if have == want:
+        assert note is None
+    else:
+        assert note == f"salvaged {have} of {want} frames (early end of stream)"
+    truth = _every_frame(path)
+    assert len(truth) == 32
+    assert frames.shape == (32, 256, 340, 3)
+    assert all(np.array_equal(f, truth[i]) for f, i in zip(frames, expected, strict=True))
+
+
+@pytest.mark.parametrize("first, want", [(0, 65), (8, 49), (0, 320)])
+def test_pyav_refuses_to_salvage_less_than_half(real_corpus, first, want):
+    path = str(real_corpus / "mmaction2_part_0.mp4")
+    have = 32 - first
+    with pytest.raises(DecodeError) as info:
+        decode._decode_pyav(path, _plan_for(first, want))
+    assert info.value.kind == "undecodable"
+    assert str(info.value) == f"undecodable: only {have} of {want} frames decode (EOF)"
 
 
 def test_generated_clip_frames_show_the_shape_where_it_was_drawn(tmp_path):
@@ -56,7 +106,7 @@ def test_short_clip_repeats_frames(tmp_path):
     write_video(path, frames)
     video = decode_video(path)
     assert video.n_frames == 5
-    assert video.indices.tolist() == sample_indices(5).tolist()
+    assert video.indices.tolist() == MERV32[5]
     assert np.array_equal(video.frames[0], video.frames[1])  # index 0 sampled twice
 
 

@@ -84,3 +84,18 @@ def test_shard_plan_is_deterministic():
     assert plan.num_shards == 3 and list(plan.shard_rows(2)) == [4]
     assert plan.shard_of(3) == 1
     assert plan_shards(list(reversed(items)), 2) == plan
+
+
+def test_shard_plan_arithmetic_and_refusals():
+    from pipeline.corpus import ShardPlan, VideoItem
+
+    plan = ShardPlan(tuple("abcdefghij"), 4)
+    assert (plan.num_rows, plan.num_shards) == (10, 3)
+    assert [list(plan.shard_rows(s)) for s in range(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [plan.shard_of(r) for r in range(10)] == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+    assert ShardPlan(tuple("abcdefgh"), 4).num_shards == 2  # exact multiple: no empty shard
+    assert ShardPlan(("a",), 4).num_shards == 1
+    with pytest.raises(ValueError, match="duplicate"):
+        plan_shards([VideoItem("a", "x.mp4"), VideoItem("b", "y.mp4"), VideoItem("a", "z.mp4")], 2)
+    with pytest.raises(ValueError, match="shard_size"):
+        plan_shards([VideoItem("a", "x.mp4")], 0)
