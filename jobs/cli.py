@@ -7,7 +7,8 @@ import logging
 import re
 import sys
 
-from jobs.config import ConfigError, ExtractConfig, build_config
+from jobs.config import ExtractConfig
+from pipeline.config import ConfigError, build_config
 
 EPILOG = "Config files are YAML with optional `extract:` and `train:` sections; flags override them."
 
@@ -98,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args):
-    from jobs.config import load_section
     from mixer import TrainConfig
+    from pipeline.config import load_section
 
     data = load_section(args.config, "train")
     flags = {k: getattr(args, k) for k in ("store", "labels", "fusion", "projector", "objective",

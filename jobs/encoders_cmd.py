@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def _load_config(path: str | None) -> dict[str, str]:
     """The extract section's custom encoders (registered now) and weights paths."""
     from encoders import register_from_config
-    from jobs.config import ConfigError, load_section
+    from pipeline.config import ConfigError, load_section
 
     section = load_section(path, "extract")
     try:

@@ -16,10 +16,11 @@ import os
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.config import ConfigError, ExtractConfig, to_yaml
+from jobs.config import ExtractConfig
 from jobs.planning import open_or_create_store, plan_work, work_table
 from jobs.telemetry import Telemetry
 from jobs.writer import ShardWriter
+from pipeline.config import ConfigError, to_yaml
 from pipeline.corpus import list_videos
 from pipeline.faults import fault_point
 from pipeline.store import FeatureStore

@@ -1,7 +1,8 @@
 import pytest
 
 from jobs.cli import build_parser, run
-from jobs.config import ConfigError, ExtractConfig, build_config
+from jobs.config import ExtractConfig
+from pipeline.config import ConfigError, build_config
 
 
 @pytest.mark.parametrize("command", ["extract", "status", "encoders", "train", "demo"])
