@@ -33,7 +33,7 @@ mutate: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache

@@ -50,8 +50,15 @@ def bench_one(name: str, video: torch.Tensor, repeats: int, warmup: int) -> dict
         fwd_ms = _timed(lambda: enc(pixels), repeats, warmup)
         out = enc(pixels)
     params = sum(p.numel() for p in enc.parameters()) / 1e6
-    return {"encoder": name, "frames": spec.frames, "params_m": params, "build_s": build_s,
-            "preprocess_ms": pre_ms, "forward_ms": fwd_ms, "grid": "x".join(map(str, out.shape[1:]))}
+    return {
+        "encoder": name,
+        "frames": spec.frames,
+        "params_m": params,
+        "build_s": build_s,
+        "preprocess_ms": pre_ms,
+        "forward_ms": fwd_ms,
+        "grid": "x".join(map(str, out.shape[1:])),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     height, width = (int(v) for v in args.size.lower().split("x"))
     video = _clip(height, width)
     names = [n for n in args.encoders.split(",") if n]
-    print(f"CPU, {torch.get_num_threads()} torch threads; one clip = 32 uint8 frames at "
-          f"{height}x{width}; per-clip times in ms (tiny: best of {args.repeats}; full: 1 clip)")
-    header = (f"{'encoder':<20}{'config':<6}{'frames':>7}{'params M':>10}{'build s':>9}"
-              f"{'preprocess ms':>15}{'forward ms':>12}  raw grid")
+    print(
+        f"CPU, {torch.get_num_threads()} torch threads; one clip = 32 uint8 frames at "
+        f"{height}x{width}; per-clip times in ms (tiny: best of {args.repeats}; full: 1 clip)"
+    )
+    header = (
+        f"{'encoder':<20}{'config':<6}{'frames':>7}{'params M':>10}{'build s':>9}"
+        f"{'preprocess ms':>15}{'forward ms':>12}  raw grid"
+    )
     print(header)
     print("-" * len(header))
     configs = [("tiny", f"{n}-tiny", args.repeats, 1) for n in names]
@@ -75,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         configs += [("full", n, 1, 0) for n in names]
     for label, name, repeats, warmup in configs:
         r = bench_one(name, video, repeats, warmup)
-        print(f"{name:<20}{label:<6}{r['frames']:>7}{r['params_m']:>10.1f}{r['build_s']:>9.1f}"
-              f"{r['preprocess_ms']:>15.1f}{r['forward_ms']:>12.1f}  {r['grid']}", flush=True)
+        print(
+            f"{name:<20}{label:<6}{r['frames']:>7}{r['params_m']:>10.1f}{r['build_s']:>9.1f}"
+            f"{r['preprocess_ms']:>15.1f}{r['forward_ms']:>12.1f}  {r['grid']}",
+            flush=True,
+        )
     return 0
 
 

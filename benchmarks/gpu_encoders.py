@@ -36,8 +36,14 @@ def _timed(fn: Callable[[], object], iters: int, warmup: int, device: torch.devi
     return (time.perf_counter() - start) / iters
 
 
-def bench(name: str, videos: list[torch.Tensor], dtype: torch.dtype, iters: int, warmup: int,
-          device: torch.device) -> dict:
+def bench(
+    name: str,
+    videos: list[torch.Tensor],
+    dtype: torch.dtype,
+    iters: int,
+    warmup: int,
+    device: torch.device,
+) -> dict:
     from encoders import build_encoder, get_spec
 
     spec = get_spec(name)
@@ -67,25 +73,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16")
     parser.add_argument("--size", default="360x640", help="decoded frame size HxW (360x640)")
     parser.add_argument("--encoders", default=",".join(NAMES), help="comma list of base names")
-    parser.add_argument("--device", default="cuda", help="cuda (default) or cuda:N; cpu for a check")
+    parser.add_argument(
+        "--device", default="cuda", help="cuda (default) or cuda:N; cpu for a check"
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny variants (script check)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print("gpu_encoders: no CUDA GPU visible; this benchmark needs one "
-              "(CPU per-clip timings: python -m benchmarks.encoders_bench)", file=sys.stderr)
+        print(
+            "gpu_encoders: no CUDA GPU visible; this benchmark needs one "
+            "(CPU per-clip timings: python -m benchmarks.encoders_bench)",
+            file=sys.stderr,
+        )
         return 1
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     height, width = (int(v) for v in args.size.lower().split("x"))
     g = torch.Generator().manual_seed(0)
-    videos = [torch.randint(0, 256, (32, height, width, 3), dtype=torch.uint8, generator=g
-                            ).to(device) for _ in range(args.batch)]
+    videos = [
+        torch.randint(0, 256, (32, height, width, 3), dtype=torch.uint8, generator=g).to(device)
+        for _ in range(args.batch)
+    ]
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{where}; torch {torch.__version__}; {args.dtype} autocast; batch of {args.batch} "
-          f"clips x 32 frames at {height}x{width} on the device; mean of {args.iters} batches "
-          f"after {args.warmup} warm-up")
-    header = (f"{'encoder':<20}{'params M':>9}{'preprocess ms':>15}{'forward ms':>12}"
-              f"{'encode ms':>11}{'videos/s':>10}{'peak GiB':>10}")
+    print(
+        f"{where}; torch {torch.__version__}; {args.dtype} autocast; batch of {args.batch} "
+        f"clips x 32 frames at {height}x{width} on the device; mean of {args.iters} batches "
+        f"after {args.warmup} warm-up"
+    )
+    header = (
+        f"{'encoder':<20}{'params M':>9}{'preprocess ms':>15}{'forward ms':>12}"
+        f"{'encode ms':>11}{'videos/s':>10}{'peak GiB':>10}"
+    )
     print(header)
     print("-" * len(header))
     results = {}
@@ -95,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the encoder went out of scope with bench()
         results[base] = r
-        print(f"{name:<20}{r['params']:>9.1f}{r['pre'] * 1e3:>15.1f}{r['fwd'] * 1e3:>12.1f}"
-              f"{r['e2e'] * 1e3:>11.1f}{args.batch / r['e2e']:>10.1f}{r['peak']:>10.2f}",
-              flush=True)
+        print(
+            f"{name:<20}{r['params']:>9.1f}{r['pre'] * 1e3:>15.1f}{r['fwd'] * 1e3:>12.1f}"
+            f"{r['e2e'] * 1e3:>11.1f}{args.batch / r['e2e']:>10.1f}{r['peak']:>10.2f}",
+            flush=True,
+        )
     merv = [results[n]["e2e"] for n in MERV if n in results]
     if len(merv) == len(MERV):  # one actor runs the four encoders one after another per batch
         print(f"MERV set (4 encoders in sequence): {args.batch / sum(merv):.1f} videos/s")

@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", type=int, default=96)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--decoders", type=int, default=max(1, (os.cpu_count() or 2) - 1))
-    parser.add_argument("--check-on-cpu", action="store_true",
-                        help="run the script itself on CPU with the tiny encoders")
+    parser.add_argument(
+        "--check-on-cpu",
+        action="store_true",
+        help="run the script itself on CPU with the tiny encoders",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -52,21 +55,29 @@ def main(argv: list[str] | None = None) -> int:
     clips = sorted(str(p) for p in Path(args.clips).iterdir() if p.is_file())
     paths = list(itertools.islice(itertools.cycle(clips), args.videos))
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none (CPU check)"
-    print(f"GPU {gpu}; {len(clips)} clips cycled to {len(paths)} "
-          f"videos; batch {args.batch}; {args.decoders} decode processes; bf16")
+    print(
+        f"GPU {gpu}; {len(clips)} clips cycled to {len(paths)} "
+        f"videos; batch {args.batch}; {args.decoders} decode processes; bf16"
+    )
     with ProcessPoolExecutor(args.decoders) as pool:
         list(pool.map(_decode, clips))  # warm workers and page cache
         start = time.perf_counter()
         frames = list(pool.map(_decode, paths, chunksize=1))
         d = len(paths) / (time.perf_counter() - start)
-    encoders = [build_encoder(get_spec(n), device=device, dtype=torch.bfloat16,
-                              random_init=not get_spec(n).tiny) for n in names]
+    encoders = [
+        build_encoder(
+            get_spec(n), device=device, dtype=torch.bfloat16, random_init=not get_spec(n).tiny
+        )
+        for n in names
+    ]
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def encode(batch):
         tensors = [torch.from_numpy(f) for f in batch]
-        return [align_tokens(e.encode(tensors, pad_to=args.batch)).to(torch.float16).cpu()
-                for e in encoders]
+        return [
+            align_tokens(e.encode(tensors, pad_to=args.batch)).to(torch.float16).cpu()
+            for e in encoders
+        ]
 
     encode(frames[: args.batch])  # warm-up: kernels, autotuning
     sync()
@@ -91,10 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         sync()
         e2e = len(paths) / (time.perf_counter() - start)
     bound = min(d, e)
-    print(f"decode alone d = {d:.1f} videos/s; 4 MERV encoders alone e = {e:.1f} videos/s "
-          f"(bf16, {torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else 0:.1f} GiB peak)")
-    print(f"(b) pipelined end-to-end / min(d, e): {e2e:.1f} / {bound:.1f} = {e2e / bound:.2f} "
-          f"(target >= 0.85)")
+    print(
+        f"decode alone d = {d:.1f} videos/s; 4 MERV encoders alone e = {e:.1f} videos/s "
+        f"(bf16, {torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else 0:.1f} GiB peak)"
+    )
+    print(
+        f"(b) pipelined end-to-end / min(d, e): {e2e:.1f} / {bound:.1f} = {e2e / bound:.2f} "
+        f"(target >= 0.85)"
+    )
     return 0
 
 

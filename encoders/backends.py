@@ -33,8 +33,9 @@ def _kept_index(layer: int, depth: int) -> int:
     return layer % depth
 
 
-def _check_load(name: str, missing: list[str], unexpected: list[str], ignore: tuple[str, ...]
-                ) -> None:
+def _check_load(
+    name: str, missing: list[str], unexpected: list[str], ignore: tuple[str, ...]
+) -> None:
     unexpected = [k for k in unexpected if not k.startswith(ignore)]
     if missing or unexpected:
         raise ValueError(
@@ -50,8 +51,9 @@ class Backbone(nn.Module):
         super().__init__()
         self.spec = spec
 
-    def to_grid(self, tokens: torch.Tensor, batch: int, time: int, prefix: int | None = None
-                ) -> torch.Tensor:
+    def to_grid(
+        self, tokens: torch.Tensor, batch: int, time: int, prefix: int | None = None
+    ) -> torch.Tensor:
         """tokens [B * T, prefix + Hg * Wg, C] or [B, prefix + T * Hg * Wg, C] -> grid."""
         s = self.spec
         tokens = tokens[:, s.prefix_tokens if prefix is None else prefix :]
@@ -69,16 +71,20 @@ class TimmBackbone(Backbone):
         super().__init__(spec)
         import timm
 
-        self.model = timm.create_model(spec.checkpoint, pretrained=False, img_size=spec.image_size,
-                                       num_classes=0, **spec.arch)
+        self.model = timm.create_model(
+            spec.checkpoint, pretrained=False, img_size=spec.image_size, num_classes=0, **spec.arch
+        )
         if getattr(self.model, "num_prefix_tokens", spec.prefix_tokens) != spec.prefix_tokens:
-            raise ValueError(f"spec '{spec.name}' says {spec.prefix_tokens} prefix tokens, "
-                             f"model has {self.model.num_prefix_tokens}")
+            raise ValueError(
+                f"spec '{spec.name}' says {spec.prefix_tokens} prefix tokens, "
+                f"model has {self.model.num_prefix_tokens}"
+            )
         if source is not None:
             self._load(read_state_dict(source))
         self.index = _kept_index(spec.layer, len(self.model.blocks))
-        self.model.prune_intermediate_layers([self.index], prune_norm=not spec.final_norm,
-                                             prune_head=True)
+        self.model.prune_intermediate_layers(
+            [self.index], prune_norm=not spec.final_norm, prune_head=True
+        )
 
     def _load(self, sd: dict[str, torch.Tensor]) -> None:
         # timm's own per-model filter converts original-format checkpoints and resamples the
@@ -92,8 +98,11 @@ class TimmBackbone(Backbone):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         b = pixels.shape[0]
         feats = self.model.forward_intermediates(
-            pixels.flatten(0, 1), indices=[self.index], norm=self.spec.final_norm,
-            output_fmt="NCHW", intermediates_only=True,
+            pixels.flatten(0, 1),
+            indices=[self.index],
+            norm=self.spec.final_norm,
+            output_fmt="NCHW",
+            intermediates_only=True,
         )[0]  # prefix tokens already split off by timm
         tokens = feats.flatten(2).transpose(1, 2)  # [B*F, Hg*Wg, C]
         return self.to_grid(tokens, b, pixels.shape[1], prefix=0)
@@ -141,14 +150,20 @@ class HFBackbone(Backbone):
         raise NotImplementedError
 
 
-def _hf_from_local(cls: Any, source: Path, spec: EncoderSpec, unused: tuple[str, ...] = (),
-                   **kwargs: Any) -> nn.Module:
+def _hf_from_local(
+    cls: Any, source: Path, spec: EncoderSpec, unused: tuple[str, ...] = (), **kwargs: Any
+) -> nn.Module:
     """from_pretrained on a local dir or file; it maps checkpoint key layouts (e.g. a CLIPModel or
     VivitForVideoClassification checkpoint into the bare vision model). Missing keys are fatal:
     transformers would otherwise silently leave them randomly initialised. Keys under a module
     named in `unused` (poolers, heads that never touch the kept tokens) may be missing."""
-    common = dict(local_files_only=True, weights_only=True, attn_implementation="sdpa",
-                  output_loading_info=True, **kwargs)
+    common = dict(
+        local_files_only=True,
+        weights_only=True,
+        attn_implementation="sdpa",
+        output_loading_info=True,
+        **kwargs,
+    )
     if source.is_dir():
         model, info = cls.from_pretrained(str(source), **common)
     else:  # a single file: give from_pretrained a directory holding it under the standard name
@@ -156,12 +171,17 @@ def _hf_from_local(cls: Any, source: Path, spec: EncoderSpec, unused: tuple[str,
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / name).symlink_to(source.resolve())
             model, info = cls.from_pretrained(tmp, **common)
-    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")
-               and not set(k.split(".")) & set(unused)]
+    missing = [
+        k
+        for k in info.get("missing_keys", ())
+        if not k.endswith("position_ids") and not set(k.split(".")) & set(unused)
+    ]
     bad = list(info.get("mismatched_keys", ()))
     if missing or bad:
-        raise ValueError(f"checkpoint does not fit encoder '{spec.name}': missing {missing[:5]} "
-                         f"({len(missing)}), mismatched {bad[:3]}")
+        raise ValueError(
+            f"checkpoint does not fit encoder '{spec.name}': missing {missing[:5]} "
+            f"({len(missing)}), mismatched {bad[:3]}"
+        )
     return model
 
 
@@ -211,8 +231,10 @@ def hf_auto_config(arch: dict[str, Any], source: Path | None) -> Any:
     if "model_type" in arch:
         return AutoConfig.for_model(arch.pop("model_type"), **arch)
     if source is None or not source.is_dir():
-        raise ValueError("hf_auto needs arch.model_type (and config values) when there is no "
-                         "checkpoint folder with a config.json")
+        raise ValueError(
+            "hf_auto needs arch.model_type (and config values) when there is no "
+            "checkpoint folder with a config.json"
+        )
     return AutoConfig.from_pretrained(str(source), local_files_only=True, **arch)
 
 
@@ -232,8 +254,10 @@ class HFAutoBackbone(Backbone):
         from transformers import AutoModel
 
         if spec.final_norm and spec.layer != -1:
-            raise ValueError(f"encoder '{spec.name}': final_norm (last_hidden_state) needs "
-                             "layer -1 with backend hf_auto")
+            raise ValueError(
+                f"encoder '{spec.name}': final_norm (last_hidden_state) needs "
+                "layer -1 with backend hf_auto"
+            )
         config = hf_auto_config(spec.arch, source)
         if source is None:
             model = AutoModel.from_config(config, attn_implementation="sdpa")
@@ -258,7 +282,8 @@ class HFAutoBackbone(Backbone):
             tokens = self.model(pixel_values=x).last_hidden_state
         else:
             tokens = self.model(pixel_values=x, output_hidden_states=True).hidden_states[
-                self.index + 1]
+                self.index + 1
+            ]
         return self.to_grid(tokens, b, self.spec.time_steps if self.video else f)
 
 
@@ -266,7 +291,8 @@ class LanguageBindBackbone(Backbone):
     def __init__(self, spec: EncoderSpec, source: Path | None) -> None:
         super().__init__(spec)
         self.vision_model = LanguageBindVisionTransformer(
-            LanguageBindVisionConfig.from_kwargs(spec.arch))
+            LanguageBindVisionConfig.from_kwargs(spec.arch)
+        )
         if source is None:
             self.vision_model.init_weights()
         else:
@@ -278,8 +304,7 @@ class LanguageBindBackbone(Backbone):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         b = pixels.shape[0]
-        tokens = self.vision_model(pixels.flatten(0, 1), layer=-1,
-                                   final_norm=self.spec.final_norm)
+        tokens = self.vision_model(pixels.flatten(0, 1), layer=-1, final_norm=self.spec.final_norm)
         return self.to_grid(tokens, b, pixels.shape[1])
 
 

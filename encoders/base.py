@@ -20,8 +20,9 @@ from encoders.weights import hub_snapshot, missing_weights, resolve_local
 class FrozenEncoder(nn.Module):
     """A frozen video encoder: uint8 videos [32, H, W, 3] -> raw token grids [B, T, Hg, Wg, C]."""
 
-    def __init__(self, spec: EncoderSpec, backbone: Backbone,
-                 autocast_dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self, spec: EncoderSpec, backbone: Backbone, autocast_dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.backbone = backbone
@@ -42,8 +43,10 @@ class FrozenEncoder(nn.Module):
         out = []
         for i, video in enumerate(videos):
             if video.ndim != 4 or video.shape[0] != NUM_SAMPLED_FRAMES:
-                raise ValueError(f"video {i}: expected [{NUM_SAMPLED_FRAMES}, H, W, 3] uint8, "
-                                 f"got {tuple(video.shape)}")
+                raise ValueError(
+                    f"video {i}: expected [{NUM_SAMPLED_FRAMES}, H, W, 3] uint8, "
+                    f"got {tuple(video.shape)}"
+                )
             out.append(preprocess_frames(video[:: self.spec.frame_stride], self.spec))
         return torch.stack(out)
 
@@ -51,12 +54,15 @@ class FrozenEncoder(nn.Module):
         """pixels [B, frames, 3, S, S] -> [B, T, Hg, Wg, C]."""
         s = self.spec
         if pixels.ndim != 5 or pixels.shape[1] != s.frames:
-            raise ValueError(f"encoder '{s.name}' expects [B, {s.frames}, 3, {s.image_size}, "
-                             f"{s.image_size}], got {tuple(pixels.shape)}")
+            raise ValueError(
+                f"encoder '{s.name}' expects [B, {s.frames}, 3, {s.image_size}, "
+                f"{s.image_size}], got {tuple(pixels.shape)}"
+            )
         out = self.backbone(pixels)
         if out.shape[1:] != s.output_shape:
-            raise RuntimeError(f"encoder '{s.name}' gave {tuple(out.shape[1:])}, spec says "
-                               f"{s.output_shape}")
+            raise RuntimeError(
+                f"encoder '{s.name}' gave {tuple(out.shape[1:])}, spec says {s.output_shape}"
+            )
         return out
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:

@@ -74,16 +74,23 @@ def _fill_timm(data: dict[str, Any]) -> None:
     import torch
 
     with torch.device("meta"):
-        model = timm.create_model(data["checkpoint"], pretrained=False, num_classes=0,
-                                  **data.get("arch", {}))
+        model = timm.create_model(
+            data["checkpoint"], pretrained=False, num_classes=0, **data.get("arch", {})
+        )
     if not hasattr(model, "blocks") or not hasattr(model, "patch_embed"):
-        raise ValueError(f"timm model {data['checkpoint']!r} has no transformer `blocks`; "
-                         "only ViT-style timm models are supported")
+        raise ValueError(
+            f"timm model {data['checkpoint']!r} has no transformer `blocks`; "
+            "only ViT-style timm models are supported"
+        )
     if data.get("image_size", 224) != model.patch_embed.img_size[0]:  # at the spec's size
         with torch.device("meta"):
-            model = timm.create_model(data["checkpoint"], pretrained=False, num_classes=0,
-                                      img_size=data.get("image_size", 224),
-                                      **data.get("arch", {}))
+            model = timm.create_model(
+                data["checkpoint"],
+                pretrained=False,
+                num_classes=0,
+                img_size=data.get("image_size", 224),
+                **data.get("arch", {}),
+            )
     cfg = model.pretrained_cfg
     if "." not in data["checkpoint"] and cfg.get("tag"):  # pin the tag the bare name resolves to
         data["checkpoint"] = f"{cfg['architecture']}.{cfg['tag']}"
@@ -105,8 +112,10 @@ def _fill_hf(data: dict[str, Any]) -> None:
     if source is None and "model_type" not in arch:
         source = _hub_file_dir(data, "config.json")
         if source is None:
-            raise ValueError(f"no config.json for {data['checkpoint']!r} in a local folder, the "
-                             "HF cache or the hub; give arch.model_type and the config values")
+            raise ValueError(
+                f"no config.json for {data['checkpoint']!r} in a local folder, the "
+                "HF cache or the hub; give arch.model_type and the config values"
+            )
     config = hf_auto_config(arch, source)
     vision = getattr(config, "vision_config", None) or config
     size = data.get("image_size", getattr(vision, "image_size", 224))
@@ -178,8 +187,11 @@ def _hub_file_dir(data: Mapping[str, Any], filename: str) -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
-def check_encoders(encoders: str, custom: Sequence[Mapping[str, Any]] | None = None,
-                   weights: Mapping[str, str] | None = None) -> list[str]:
+def check_encoders(
+    encoders: str,
+    custom: Sequence[Mapping[str, Any]] | None = None,
+    weights: Mapping[str, str] | None = None,
+) -> list[str]:
     """A job's pre-flight, on the driver before any store, cluster or model exists: register the
     config's encoders, resolve the set, and make sure each one's weights can be found. A missing
     checkpoint raises WeightsNotFoundError (one line) here, in well under a second, instead of in

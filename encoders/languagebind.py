@@ -134,8 +134,9 @@ class Embeddings(nn.Module):
         d = cfg.hidden_size
         self.grid = cfg.image_size // cfg.patch_size
         self.class_embedding = nn.Parameter(torch.zeros(d))
-        self.patch_embedding = nn.Conv2d(cfg.num_channels, d, cfg.patch_size, cfg.patch_size,
-                                         bias=False)
+        self.patch_embedding = nn.Conv2d(
+            cfg.num_channels, d, cfg.patch_size, cfg.patch_size, bias=False
+        )
         self.position_embedding = nn.Embedding(self.grid * self.grid + 1, d)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # [N, 3, S, S] -> [N, 1 + P, d]
@@ -163,8 +164,9 @@ class LanguageBindVisionTransformer(nn.Module):
         self.encoder = Encoder(cfg)
         self.post_layernorm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
 
-    def forward(self, pixels: torch.Tensor, layer: int = -2, final_norm: bool = False
-                ) -> torch.Tensor:
+    def forward(
+        self, pixels: torch.Tensor, layer: int = -2, final_norm: bool = False
+    ) -> torch.Tensor:
         """pixels [N = clips * num_frames, 3, S, S] -> block `layer` output [N, 1 + P, d]."""
         depth = len(self.encoder.layers)
         stop = layer % depth if -depth <= layer < depth else None
@@ -213,7 +215,7 @@ def adapt_languagebind_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torc
         if has_prefix:
             if not key.startswith("vision_model."):
                 continue  # text tower, projections, logit scale
-            key = key[len("vision_model."):]
+            key = key[len("vision_model.") :]
         if key.endswith("position_ids"):
             continue
         key = key.replace("encoder.base_model.model.", "encoder.").replace(".base_layer.", ".")

@@ -43,8 +43,9 @@ _FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
 
 
 @functools.lru_cache(maxsize=256)
-def _coefficients(in_size: int, out_size: int, mode: str, device: str
-                  ) -> tuple[torch.Tensor, tuple[tuple[int, int, int, int], ...]]:
+def _coefficients(
+    in_size: int, out_size: int, mode: str, device: str
+) -> tuple[torch.Tensor, tuple[tuple[int, int, int, int], ...]]:
     """Pillow's integer coefficients as a dense [out, in] float64 matrix, plus, per block of
     `_BLOCK` outputs, (first output, end output, first input, end input) of its nonzero band."""
     filt, filter_support = _FILTERS[mode]
@@ -70,8 +71,12 @@ def _coefficients(in_size: int, out_size: int, mode: str, device: str
         rows.append(row)
         spans.append((xmin, xmin + count))
     blocks = tuple(
-        (o0, min(o0 + _BLOCK, out_size), min(s[0] for s in spans[o0 : o0 + _BLOCK]),
-         max(s[1] for s in spans[o0 : o0 + _BLOCK]))
+        (
+            o0,
+            min(o0 + _BLOCK, out_size),
+            min(s[0] for s in spans[o0 : o0 + _BLOCK]),
+            max(s[1] for s in spans[o0 : o0 + _BLOCK]),
+        )
         for o0 in range(0, out_size, _BLOCK)
     )
     return torch.tensor(rows, dtype=torch.float64, device=device), blocks

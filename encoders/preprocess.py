@@ -45,12 +45,15 @@ def _center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 def resize_frames(frames: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
     """uint8 [F, H, W, 3] -> float [F, 3, S, S] in [0, 1] (not yet normalised)."""
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected uint8 frames [F, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
+        raise ValueError(
+            f"expected uint8 frames [F, H, W, 3], got {frames.dtype} {tuple(frames.shape)}"
+        )
     size = spec.image_size
     x = frames.permute(0, 3, 1, 2)  # [F, 3, H, W] uint8
     h, w = x.shape[-2:]
-    out_hw = (size, size) if spec.resize == "squash" else _short_side_size(h, w, size,
-                                                                            spec.resize_impl)
+    out_hw = (
+        (size, size) if spec.resize == "squash" else _short_side_size(h, w, size, spec.resize_impl)
+    )
     if spec.resize_impl == "pil":
         x = pil_resize(x, out_hw, spec.interpolation)  # float64 holding PIL's uint8 values
     else:

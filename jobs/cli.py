@@ -10,17 +10,25 @@ import sys
 from jobs.config import ExtractConfig
 from pipeline.config import ConfigError, build_config
 
-EPILOG = "Config files are YAML with optional `extract:` and `train:` sections; flags override them."
+EPILOG = (
+    "Config files are YAML with optional `extract:` and `train:` sections; flags override them."
+)
 
 
 def _add_extract(sub) -> None:
     p = sub.add_parser(
-        "extract", help="run every frozen encoder once over a corpus into a Zarr store",
+        "extract",
+        help="run every frozen encoder once over a corpus into a Zarr store",
         description="Decode each video once, run every encoder of SET on it, align to "
         "[T, GxG] and write float16 features into a sharded Zarr v3 store. Reruns resume.",
-        epilog=EPILOG)
-    p.add_argument("input", nargs="?", help="folder, glob, manifest (CSV/Parquet/JSONL/LLaVA "
-                   "JSON) or WebDataset tars; local or any fsspec URL (docs/inputs.md)")
+        epilog=EPILOG,
+    )
+    p.add_argument(
+        "input",
+        nargs="?",
+        help="folder, glob, manifest (CSV/Parquet/JSONL/LLaVA "
+        "JSON) or WebDataset tars; local or any fsspec URL (docs/inputs.md)",
+    )
     p.add_argument("--store", help="path or fsspec URL of the feature store to create or resume")
     p.add_argument("--encoders", help="merv (default, full size), tiny, or a comma list of names")
     p.add_argument("--config", help="YAML job config")
@@ -28,34 +36,70 @@ def _add_extract(sub) -> None:
     p.add_argument("--shard-size", type=int, dest="shard_size", help="videos per shard (32)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="videos per encoder batch (4)")
     p.add_argument("--encoder-actors", type=int, dest="encoder_actors", help="encoder actors (1)")
-    p.add_argument("--encoder-threads", type=int, dest="encoder_threads",
-                   help="torch threads per encoder actor (default: its reserved CPUs); on a "
-                   "CPU-only machine, the core count lets it use what decoding leaves idle")
-    p.add_argument("--encoder-gpus", type=float, dest="encoder_gpus",
-                   help="GPUs per encoder actor, fractional allowed (default: 1 if CUDA, else 0)")
-    p.add_argument("--decode-workers", type=int, dest="decode_workers",
-                   help="concurrent decode tasks (default: all free CPUs)")
+    p.add_argument(
+        "--encoder-threads",
+        type=int,
+        dest="encoder_threads",
+        help="torch threads per encoder actor (default: its reserved CPUs); on a "
+        "CPU-only machine, the core count lets it use what decoding leaves idle",
+    )
+    p.add_argument(
+        "--encoder-gpus",
+        type=float,
+        dest="encoder_gpus",
+        help="GPUs per encoder actor, fractional allowed (default: 1 if CUDA, else 0)",
+    )
+    p.add_argument(
+        "--decode-workers",
+        type=int,
+        dest="decode_workers",
+        help="concurrent decode tasks (default: all free CPUs)",
+    )
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="encoder dtype")
     p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")
-    p.add_argument("--all-files", action="store_const", const=True, dest="all_files",
-                   help="also list files without a video extension (they fail with a reason)")
-    p.add_argument("--video-root", dest="video_root",
-                   help="folder or URL that relative manifest paths are under")
-    p.add_argument("--storage-options", dest="storage_options", metavar="K=V[,K=V]",
-                   help="fsspec options for input URLs, e.g. endpoint_url=http://host:9000")
-    p.add_argument("--retry-failed", action="store_const", const=True, dest="retry_failed",
-                   help="recompute the rows that failed in earlier runs")
-    p.add_argument("--overwrite-encoder", action="append", dest="overwrite_encoders",
-                   metavar="NAME", help="re-extract NAME whose spec changed (repeatable)")
+    p.add_argument(
+        "--all-files",
+        action="store_const",
+        const=True,
+        dest="all_files",
+        help="also list files without a video extension (they fail with a reason)",
+    )
+    p.add_argument(
+        "--video-root",
+        dest="video_root",
+        help="folder or URL that relative manifest paths are under",
+    )
+    p.add_argument(
+        "--storage-options",
+        dest="storage_options",
+        metavar="K=V[,K=V]",
+        help="fsspec options for input URLs, e.g. endpoint_url=http://host:9000",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_const",
+        const=True,
+        dest="retry_failed",
+        help="recompute the rows that failed in earlier runs",
+    )
+    p.add_argument(
+        "--overwrite-encoder",
+        action="append",
+        dest="overwrite_encoders",
+        metavar="NAME",
+        help="re-extract NAME whose spec changed (repeatable)",
+    )
     p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser(
-        "train", help="train projectors + mixer + head on cached features",
+        "train",
+        help="train projectors + mixer + head on cached features",
         description="Fit only the projectors, the fusion (MERV cross-attention by default) and "
         "the objective head on the features of a store; never touches a video.",
-        epilog=EPILOG)
+        epilog=EPILOG,
+    )
     p.add_argument("store", nargs="?", help="feature store made by `merv extract`")
     p.add_argument("--config", help="YAML job config")
     p.add_argument("--labels", help="CSV/Parquet/JSONL with video_id,label columns")
@@ -74,24 +118,36 @@ def _add_train(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="merv", description="MERV feature-precompute pipeline: extract once, train cheaply.")
+        prog="merv", description="MERV feature-precompute pipeline: extract once, train cheaply."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_extract(sub)
-    p = sub.add_parser("status", help="rows per encoder done / failed / pending",
-                       description="Summarise a feature store: rows, shards, fingerprints, failures.")
+    p = sub.add_parser(
+        "status",
+        help="rows per encoder done / failed / pending",
+        description="Summarise a feature store: rows, shards, fingerprints, failures.",
+    )
     p.add_argument("store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--failed", action="store_true", help="list only the failed videos and why")
-    p = sub.add_parser("encoders", help="list registered encoders",
-                       description="List every registered encoder, or load one and run a clip.")
+    p = sub.add_parser(
+        "encoders",
+        help="list registered encoders",
+        description="List every registered encoder, or load one and run a clip.",
+    )
     p.add_argument("--check", metavar="NAME", help="load NAME and encode one synthetic clip")
     p.add_argument("--weights", help="local weights path for --check")
-    p.add_argument("--config", help="YAML job config: also list its custom_encoders, use its weights")
+    p.add_argument(
+        "--config", help="YAML job config: also list its custom_encoders, use its weights"
+    )
     _add_train(sub)
-    p = sub.add_parser("demo", help="synthetic corpus -> tiny encoders -> trained probe, offline",
-                       description="Generate a labelled synthetic corpus, extract it with the tiny "
-                       "encoders on local Ray, train probes over the cache, print a results table.")
+    p = sub.add_parser(
+        "demo",
+        help="synthetic corpus -> tiny encoders -> trained probe, offline",
+        description="Generate a labelled synthetic corpus, extract it with the tiny "
+        "encoders on local Ray, train probes over the cache, print a results table.",
+    )
     p.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
     p.add_argument("--per-class", type=int, default=24, dest="per_class", help="clips per class")
     p.add_argument("--epochs", type=int, default=30)
@@ -103,9 +159,23 @@ def _train_config(args):
     from pipeline.config import load_section
 
     data = load_section(args.config, "train")
-    flags = {k: getattr(args, k) for k in ("store", "labels", "fusion", "projector", "objective",
-                                           "epochs", "batch_size", "lr", "d_model", "pool_grid",
-                                           "seed", "out")}
+    flags = {
+        k: getattr(args, k)
+        for k in (
+            "store",
+            "labels",
+            "fusion",
+            "projector",
+            "objective",
+            "epochs",
+            "batch_size",
+            "lr",
+            "d_model",
+            "pool_grid",
+            "seed",
+            "out",
+        )
+    }
     if args.encoders:
         flags["encoders"] = [e for e in args.encoders.split(",") if e]
     data.update({k: v for k, v in flags.items() if v is not None})
@@ -117,16 +187,36 @@ def _train_config(args):
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "extract":
         from jobs.extract import run_extract
 
-        overrides = {k: getattr(args, k) for k in (
-            "input", "store", "encoders", "address", "shard_size", "batch_size", "encoder_actors",
-            "encoder_threads",
-            "encoder_gpus", "decode_workers", "dtype", "weights", "all_files", "progress",
-            "retry_failed", "overwrite_encoders", "video_root", "storage_options")}
+        overrides = {
+            k: getattr(args, k)
+            for k in (
+                "input",
+                "store",
+                "encoders",
+                "address",
+                "shard_size",
+                "batch_size",
+                "encoder_actors",
+                "encoder_threads",
+                "encoder_gpus",
+                "decode_workers",
+                "dtype",
+                "weights",
+                "all_files",
+                "progress",
+                "retry_failed",
+                "overwrite_encoders",
+                "video_root",
+                "storage_options",
+            )
+        }
         telemetry = run_extract(build_config(ExtractConfig, args.config, "extract", overrides))
         return 0 if telemetry.ok or not telemetry.processed else 1
     if args.command == "status":

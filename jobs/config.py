@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.config import ConfigError
+from pipeline.sampling import NUM_SAMPLED_FRAMES
+
 
 @dataclass
 class ExtractConfig:
@@ -32,10 +35,22 @@ class ExtractConfig:
     retry_failed: bool = False  # recompute rows that failed in earlier runs
     overwrite_encoders: list[str] = field(default_factory=list)  # re-extract these (spec changed)
     all_files: bool = False  # list files without a video extension too (they fail with a reason)
-    video_root: str = ""  # folder or URL that relative manifest paths are under (default: its folder)
+    video_root: str = (
+        ""  # folder or URL that relative manifest paths are under (default: its folder)
+    )
     storage_options: dict[str, str] = field(default_factory=dict)  # fsspec options for input URLs
     time_steps: int = 16
     grid: int = 8
-    num_frames: int = 32
+    # Frames decoded per video: MERV's rule samples exactly 32 (see pipeline.sampling); stored in
+    # the store's attrs. Kept as a field so old job files load; any other value is refused.
+    num_frames: int = NUM_SAMPLED_FRAMES
     address: str | None = None  # Ray cluster address; None = local in-process Ray
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_frames != NUM_SAMPLED_FRAMES:
+            raise ConfigError(
+                f"num_frames: {self.num_frames} is not allowed; MERV samples exactly "
+                f"{NUM_SAMPLED_FRAMES} frames per video (ViViT takes all, 16-frame encoders every "
+                "second one): remove the field"
+            )

@@ -57,19 +57,24 @@ def list_encoders(config: str | None = None, echo: Callable[[str], None] = print
     from encoders import ENCODER_SETS, list_specs
 
     weights = _load_config(config)
-    echo(f"{'name':<20}{'backend':<14}{'frames':>7}{'grid TxHxW':>12}{'width':>7}{'layer':>7}  "
-         f"{'checkpoint':<45}weights")
+    echo(
+        f"{'name':<20}{'backend':<14}{'frames':>7}{'grid TxHxW':>12}{'width':>7}{'layer':>7}  "
+        f"{'checkpoint':<45}weights"
+    )
     for spec in list_specs():
         grid = "x".join(str(g) for g in spec.output_shape[:3])
-        echo(f"{spec.name:<20}{spec.backend:<14}{spec.frames:>7}{grid:>12}{spec.width:>7}"
-             f"{spec.layer:>7}  {spec.checkpoint:<45}{local_weights_state(spec, weights)}")
+        echo(
+            f"{spec.name:<20}{spec.backend:<14}{spec.frames:>7}{grid:>12}{spec.width:>7}"
+            f"{spec.layer:>7}  {spec.checkpoint:<45}{local_weights_state(spec, weights)}"
+        )
     for name, members in ENCODER_SETS.items():
         echo(f"set {name!r}: {', '.join(members)}")
     return 0
 
 
-def check_encoder(name: str, weights: str | None, config: str | None = None,
-                  echo: Callable[[str], None] = print) -> int:
+def check_encoder(
+    name: str, weights: str | None, config: str | None = None, echo: Callable[[str], None] = print
+) -> int:
     """Build NAME (tiny: random; full: from weights) and encode one synthetic clip."""
     import torch
 
@@ -87,7 +92,9 @@ def check_encoder(name: str, weights: str | None, config: str | None = None,
     start = time.perf_counter()
     grid = encoder.encode([torch.from_numpy(frames)])
     aligned = align_tokens(grid)
-    echo(f"{name}: built in {built:.1f}s; one clip -> raw {tuple(grid.shape)} -> aligned "
-         f"{tuple(aligned.shape)} in {time.perf_counter() - start:.2f}s; "
-         f"finite={bool(torch.isfinite(grid).all())}; fingerprint {encoder.spec.fingerprint()}")
+    echo(
+        f"{name}: built in {built:.1f}s; one clip -> raw {tuple(grid.shape)} -> aligned "
+        f"{tuple(aligned.shape)} in {time.perf_counter() - start:.2f}s; "
+        f"finite={bool(torch.isfinite(grid).all())}; fingerprint {encoder.spec.fingerprint()}"
+    )
     return 0

@@ -17,12 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.config import ExtractConfig
-from jobs.planning import open_or_create_store, plan_work, work_table
+from jobs.planning import open_or_create_store, plan_work
 from jobs.telemetry import Telemetry
 from jobs.writer import ShardWriter
 from pipeline.config import ConfigError, to_yaml
 from pipeline.corpus import list_videos
 from pipeline.faults import fault_point
+from pipeline.rows import work_table
 from pipeline.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,13 @@ def init_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     # Quiet, local by default; an address joins an existing cluster (`ray start --head`).
-    ray.init(address=address, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING, configure_logging=True)
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        configure_logging=True,
+    )
     return True
 
 
@@ -65,27 +71,42 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
     # Blocks of one encoder batch: a block is decoded by one task, so decode parallelism comes
     # from the number of blocks (capped, so a huge corpus does not become millions of objects).
     rows_per_block = max(cfg.batch_size, -(-todo.num_rows // 100_000))
-    ds = ray.data.from_arrow([todo.slice(i, rows_per_block)
-                              for i in range(0, todo.num_rows, rows_per_block)])
-    decode_opts = {"compute": TaskPoolStrategy(size=cfg.decode_workers)} if cfg.decode_workers else {}
+    ds = ray.data.from_arrow(
+        [todo.slice(i, rows_per_block) for i in range(0, todo.num_rows, rows_per_block)]
+    )
+    decode_opts = (
+        {"compute": TaskPoolStrategy(size=cfg.decode_workers)} if cfg.decode_workers else {}
+    )
     # The memory reservation bounds concurrent decodes (32 full-resolution frames each) and,
     # being a resource the encoder stage does not ask for, keeps Ray Data from fusing decode
     # into the encoder actor, which would serialise decoding and encoding on one worker.
-    ds = ds.map_batches(decode_batch, batch_size=1, num_cpus=1, batch_format="numpy",
-                        memory=cfg.decode_memory_mb * 2**20,
-                        fn_kwargs={"num_frames": cfg.num_frames}, **decode_opts)
+    ds = ds.map_batches(
+        decode_batch,
+        batch_size=1,
+        num_cpus=1,
+        batch_format="numpy",
+        memory=cfg.decode_memory_mb * 2**20,
+        fn_kwargs={"num_frames": cfg.num_frames},
+        **decode_opts,
+    )
     return ds.map_batches(
         EncoderActor,
         fn_constructor_kwargs={
-            "encoders": [s.to_dict() for s in specs], "weights": cfg.weights, "dtype": cfg.dtype,
+            "encoders": [s.to_dict() for s in specs],
+            "weights": cfg.weights,
+            "dtype": cfg.dtype,
             "use_gpu": use_gpu,
             "cpu_threads": cfg.encoder_threads or max(1, int(cfg.encoder_cpus)),
-            "time_steps": cfg.time_steps, "grid": cfg.grid, "batch_size": cfg.batch_size,
+            "time_steps": cfg.time_steps,
+            "grid": cfg.grid,
+            "batch_size": cfg.batch_size,
             "random_weights": cfg.random_weights,
         },
-        batch_size=cfg.batch_size, batch_format="numpy",
+        batch_size=cfg.batch_size,
+        batch_format="numpy",
         compute=ActorPoolStrategy(size=cfg.encoder_actors),
-        num_cpus=cfg.encoder_cpus, num_gpus=cfg.encoder_gpus or 0,
+        num_cpus=cfg.encoder_cpus,
+        num_gpus=cfg.encoder_gpus or 0,
     )
 
 
@@ -100,8 +121,15 @@ def _resolve_gpus(cfg: ExtractConfig) -> ExtractConfig:
 
 
 def _no_source(row: dict) -> dict:
-    return {**row, "extra": json.loads(row["extra"]), "status": "failed", "decode_s": 0.0, "encode_s": 0.0, "idle_s": 0.0,
-            "error": "missing: the store has this video but this job's input does not"}
+    return {
+        **row,
+        "extra": json.loads(row["extra"]),
+        "status": "failed",
+        "decode_s": 0.0,
+        "encode_s": 0.0,
+        "idle_s": 0.0,
+        "error": "missing: the store has this video but this job's input does not",
+    }
 
 
 def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
@@ -120,21 +148,34 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     except ValueError as err:
         raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
     specs = [get_spec(n) for n in names]
-    items = list_videos(cfg.input, all_files=cfg.all_files, video_root=cfg.video_root,
-                        storage_options=cfg.storage_options)
+    items = list_videos(
+        cfg.input,
+        all_files=cfg.all_files,
+        video_root=cfg.video_root,
+        storage_options=cfg.storage_options,
+    )
     if not items:
         raise ConfigError(f"no videos found in {cfg.input}")
     store, new_videos, added = open_or_create_store(
-        cfg.store, items, specs, cfg.shard_size, cfg.time_steps, cfg.grid, cfg.num_frames,
-        overwrite=tuple(cfg.overwrite_encoders))
+        cfg.store,
+        items,
+        specs,
+        cfg.shard_size,
+        cfg.time_steps,
+        cfg.grid,
+        cfg.num_frames,
+        overwrite=tuple(cfg.overwrite_encoders),
+    )
     fault_point("after_create")
     _save_effective_config(store, cfg, echo)
     plan, work, missing = plan_work(store, items, names, retry_failed=cfg.retry_failed)
-    todo = work_table(work, plan, items)
-    echo(f"{len(items)} videos in the input, {plan.num_rows} rows in the store "
-         f"({new_videos} new), {plan.num_shards} shards of {plan.shard_size}; encoders "
-         f"{', '.join(names)}{f' (added: {chr(44).join(added)})' if added else ''}; "
-         f"{todo.num_rows} videos to process in {len(work)} shards")
+    todo = work_table(work, plan.video_ids, items)
+    echo(
+        f"{len(items)} videos in the input, {plan.num_rows} rows in the store "
+        f"({new_videos} new), {plan.num_shards} shards of {plan.shard_size}; encoders "
+        f"{', '.join(names)}{f' (added: {chr(44).join(added)})' if added else ''}; "
+        f"{todo.num_rows} videos to process in {len(work)} shards"
+    )
     telemetry = Telemetry(store=cfg.store, videos=len(items), planned=todo.num_rows)
     writer = ShardWriter(store, plan, work)
     if missing:  # rows the store has but the input lacks: recorded as failed, never decoded

@@ -7,20 +7,13 @@ markers: a shard whose rows are all committed for an encoder is never recomputed
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-
-import pyarrow as pa
 
 from pipeline.corpus import ShardPlan, VideoItem, plan_shards
 from pipeline.store import FeatureStore, StoreError
 
 log = logging.getLogger(__name__)
-
-WORK_SCHEMA = pa.schema([("row", pa.int64()), ("video_id", pa.string()), ("source", pa.string()),
-                         ("start", pa.float64()), ("end", pa.float64()), ("extra", pa.string()),
-                         ("encoders", pa.string())])
 
 
 @dataclass
@@ -49,20 +42,36 @@ def _spec_entry(spec) -> tuple[int, dict]:
     return spec.width, {**spec.to_dict(), "fingerprint": spec.fingerprint()}
 
 
-def open_or_create_store(url: str, items: list[VideoItem], specs: list, shard_size: int,
-                         time_steps: int, grid: int, num_frames: int,
-                         overwrite: tuple[str, ...] = ()) -> tuple[FeatureStore, int, list[str]]:
+def open_or_create_store(
+    url: str,
+    items: list[VideoItem],
+    specs: list,
+    shard_size: int,
+    time_steps: int,
+    grid: int,
+    num_frames: int,
+    overwrite: tuple[str, ...] = (),
+) -> tuple[FeatureStore, int, list[str]]:
     """The store for this job: created, or grown by new videos and new encoders."""
     if not FeatureStore.exists(url):
         plan = plan_shards(items, shard_size)
-        store = FeatureStore.create(url, plan.video_ids, {s.name: _spec_entry(s) for s in specs},
-                                    shard_size, time_steps, grid, attrs={"num_frames": num_frames})
+        store = FeatureStore.create(
+            url,
+            plan.video_ids,
+            {s.name: _spec_entry(s) for s in specs},
+            shard_size,
+            time_steps,
+            grid,
+            attrs={"num_frames": num_frames},
+        )
         return store, 0, []
     store = FeatureStore.open(url, mode="r+")
     for key, want in (("shard_size", shard_size), ("time_steps", time_steps), ("grid", grid)):
         if int(store.attrs[key]) != want:
-            raise StoreError(f"store {url} has {key}={store.attrs[key]}, this job asks for {want}; "
-                             f"use the store's value or a new --store")
+            raise StoreError(
+                f"store {url} has {key}={store.attrs[key]}, this job asks for {want}; "
+                f"use the store's value or a new --store"
+            )
     added = []
     for spec in specs:
         if spec.name in store.encoders:
@@ -73,9 +82,14 @@ def open_or_create_store(url: str, items: list[VideoItem], specs: list, shard_si
                 raise StoreError(
                     f"store {url}: encoder {spec.name} was extracted with spec {have}, this job's "
                     f"spec is {spec.fingerprint()}; refusing to mix them. Pass "
-                    f"--overwrite-encoder {spec.name} to re-extract it, or use a new --store")
-            log.warning("dropping %s (spec %s) to re-extract it with spec %s", spec.name, have,
-                        spec.fingerprint())
+                    f"--overwrite-encoder {spec.name} to re-extract it, or use a new --store"
+                )
+            log.warning(
+                "dropping %s (spec %s) to re-extract it with spec %s",
+                spec.name,
+                have,
+                spec.fingerprint(),
+            )
             store.drop_encoder(spec.name)
         store.add_encoder(spec.name, *_spec_entry(spec))
         added.append(spec.name)
@@ -85,8 +99,9 @@ def open_or_create_store(url: str, items: list[VideoItem], specs: list, shard_si
     return store, len(new_ids), added
 
 
-def plan_work(store: FeatureStore, items: list[VideoItem], encoders: list[str],
-              retry_failed: bool = False) -> tuple[ShardPlan, list[ShardWork], list[str]]:
+def plan_work(
+    store: FeatureStore, items: list[VideoItem], encoders: list[str], retry_failed: bool = False
+) -> tuple[ShardPlan, list[ShardWork], list[str]]:
     ids = tuple(store.video_ids)
     plan = ShardPlan(ids, store.shard_size)
     have_source = {it.video_id for it in items}
@@ -111,34 +126,3 @@ def plan_work(store: FeatureStore, items: list[VideoItem], encoders: list[str],
         work.append(ShardWork(shard, rows, needs))
     missing = sorted(ids[r] for w in work for r in w.rows if ids[r] not in have_source)
     return plan, work, missing
-
-
-def work_table(work: list[ShardWork], plan: ShardPlan, items: list[VideoItem],
-               chunk_rows: int = 65_536) -> pa.Table:
-    """One row per video to decode, as Arrow columns built a chunk at a time, so a million
-    videos cost tens of MB on the driver instead of a million Python dicts."""
-    by_id = {it.video_id: it for it in items}
-    nan = float("nan")
-    chunks, cols = [], None
-
-    def flush():
-        if cols and cols["row"]:
-            chunks.append(pa.table(cols, schema=WORK_SCHEMA))
-
-    for w in work:
-        for row in w.rows:
-            if cols is None or len(cols["row"]) >= chunk_rows:
-                flush()
-                cols = {name: [] for name in WORK_SCHEMA.names}
-            vid = plan.video_ids[row]
-            item = by_id.get(vid)
-            cols["row"].append(row)
-            cols["video_id"].append(vid)
-            cols["source"].append(item.source if item else "")  # no source: fails with a reason
-            cols["start"].append(item.start if item and item.start is not None else nan)
-            cols["end"].append(item.end if item and item.end is not None else nan)
-            cols["extra"].append(json.dumps(item.extra, sort_keys=True, default=str)
-                                 if item and item.extra else "{}")
-            cols["encoders"].append(",".join(w.encoders_by_row[row]))
-    flush()
-    return pa.concat_tables(chunks) if chunks else WORK_SCHEMA.empty_table()

@@ -20,8 +20,11 @@ def store_status(url: str) -> dict:
             for row, why in marker["failed"].items():
                 failures.setdefault(ids[row], {})[name] = why
         encoders[name] = {
-            "ok": covered - failed, "failed": failed, "pending": store.num_rows - covered,
-            "width": store.width(name), "fingerprint": store.encoder_attrs(name).get("fingerprint"),
+            "ok": covered - failed,
+            "failed": failed,
+            "pending": store.num_rows - covered,
+            "width": store.width(name),
+            "fingerprint": store.encoder_attrs(name).get("fingerprint"),
         }
     committed = store.committed_shards()
     return {
@@ -31,8 +34,15 @@ def store_status(url: str) -> dict:
         "time_steps": store.time_steps,
         "grid": store.grid,
         "encoders": encoders,
-        "failures": [{"video_id": vid, "row": ids.index(vid), "error": next(iter(by_enc.values())),
-                      "encoders": sorted(by_enc)} for vid, by_enc in sorted(failures.items())],
+        "failures": [
+            {
+                "video_id": vid,
+                "row": ids.index(vid),
+                "error": next(iter(by_enc.values())),
+                "encoders": sorted(by_enc),
+            }
+            for vid, by_enc in sorted(failures.items())
+        ],
     }
 
 
@@ -46,8 +56,10 @@ def format_status(info: dict, failed_only: bool = False) -> str:
             f"{'encoder':<22}{'ok':>7}{'failed':>8}{'pending':>9}{'width':>7}  fingerprint",
         ]
         for name, e in info["encoders"].items():
-            lines.append(f"{name:<22}{e['ok']:>7}{e['failed']:>8}{e['pending']:>9}{e['width']:>7}"
-                         f"  {e['fingerprint']}")
+            lines.append(
+                f"{name:<22}{e['ok']:>7}{e['failed']:>8}{e['pending']:>9}{e['width']:>7}"
+                f"  {e['fingerprint']}"
+            )
     if info["failures"] or failed_only:
         lines.append(f"{len(info['failures'])} failed videos:")
         lines += [f"  {f['video_id']}: {f['error']}" for f in info["failures"]]

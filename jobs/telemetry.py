@@ -42,9 +42,12 @@ class Telemetry:
 
     def batch_done(self, videos: int, write_s_total: float) -> None:
         elapsed = time.perf_counter() - self._start
-        entry = {"videos": videos, "t": round(elapsed, 3),
-                 "write_s": round(write_s_total - self._last_write_s, 4),
-                 **{k: round(v, 4) for k, v in self._batch.items()}}
+        entry = {
+            "videos": videos,
+            "t": round(elapsed, 3),
+            "write_s": round(write_s_total - self._last_write_s, 4),
+            **{k: round(v, 4) for k, v in self._batch.items()},
+        }
         self.decode_s += self._batch.get("decode_s", 0.0)
         self.encode_s += self._batch.get("encode_s", 0.0)
         self.encoder_idle_s += self._batch.get("idle_s", 0.0)
@@ -61,17 +64,27 @@ class Telemetry:
 
     def summary(self) -> dict:
         return {
-            "store": self.store, "videos": self.videos, "processed": self.processed,
-            "ok": self.ok, "failed": self.failed, "seconds": round(self.seconds, 3),
-            "videos_per_s": round(self.videos_per_s, 3), "decode_s": round(self.decode_s, 3),
-            "encode_s": round(self.encode_s, 3), "encoder_idle_s": round(self.encoder_idle_s, 3),
-            "write_s": round(self.write_s, 3), "failures": self.failures, "batches": self.batches,
+            "store": self.store,
+            "videos": self.videos,
+            "processed": self.processed,
+            "ok": self.ok,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "videos_per_s": round(self.videos_per_s, 3),
+            "decode_s": round(self.decode_s, 3),
+            "encode_s": round(self.encode_s, 3),
+            "encoder_idle_s": round(self.encoder_idle_s, 3),
+            "write_s": round(self.write_s, 3),
+            "failures": self.failures,
+            "batches": self.batches,
         }
 
     def report(self) -> str:
-        lines = [f"done: {self.ok} ok, {self.failed} failed of {self.processed} processed in "
-                 f"{self.seconds:.1f}s ({self.videos_per_s:.2f} videos/s); worker seconds: decode "
-                 f"{self.decode_s:.1f}, encode {self.encode_s:.1f}, encoder idle "
-                 f"{self.encoder_idle_s:.1f}; driver write {self.write_s:.1f}"]
+        lines = [
+            f"done: {self.ok} ok, {self.failed} failed of {self.processed} processed in "
+            f"{self.seconds:.1f}s ({self.videos_per_s:.2f} videos/s); worker seconds: decode "
+            f"{self.decode_s:.1f}, encode {self.encode_s:.1f}, encoder idle "
+            f"{self.encoder_idle_s:.1f}; driver write {self.write_s:.1f}"
+        ]
         lines += [f"  failed {vid}: {why}" for vid, why in sorted(self.failures.items())]
         return "\n".join(lines)

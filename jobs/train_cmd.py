@@ -8,14 +8,21 @@ import yaml
 def run_train(config, echo=print):
     from mixer import train
 
-    echo("effective config:\n" + yaml.safe_dump({"train": config.to_dict()}, sort_keys=False).rstrip())
+    echo(
+        "effective config:\n"
+        + yaml.safe_dump({"train": config.to_dict()}, sort_keys=False).rstrip()
+    )
     result = train(config, log=echo)
     best = max((a for a in result.val_acc if a is not None), default=None)
-    echo(f"trained on {result.n_train} videos, validated on {result.n_val}; "
-         f"final val acc {_pct(result.val_acc[-1])}, best {_pct(best)}; {result.seconds:.1f}s")
+    echo(
+        f"trained on {result.n_train} videos, validated on {result.n_val}; "
+        f"final val acc {_pct(result.val_acc[-1])}, best {_pct(best)}; {result.seconds:.1f}s"
+    )
     if result.mixer_weights:
-        echo("mean mixer weight per encoder: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in result.mixer_weights.items()))
+        echo(
+            "mean mixer weight per encoder: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in result.mixer_weights.items())
+        )
     if result.out:
         echo(f"checkpoint, config and results in {result.out}")
     return result

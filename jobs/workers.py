@@ -40,9 +40,18 @@ class EncoderActor:
     shared its batch: a resumed job reproduces an uninterrupted one bit for bit.
     """
 
-    def __init__(self, encoders: list[dict], weights: dict[str, str], dtype: str, use_gpu: bool,
-                 cpu_threads: int, time_steps: int, grid: int, batch_size: int = 0,
-                 random_weights: bool = False):
+    def __init__(
+        self,
+        encoders: list[dict],
+        weights: dict[str, str],
+        dtype: str,
+        use_gpu: bool,
+        cpu_threads: int,
+        time_steps: int,
+        grid: int,
+        batch_size: int = 0,
+        random_weights: bool = False,
+    ):
         import torch
 
         from encoders import EncoderSpec, build_encoder
@@ -56,9 +65,13 @@ class EncoderActor:
         # config file on the driver does not exist in a worker's registry.
         specs = [EncoderSpec.from_dict(d) for d in encoders]
         self.encoders = {
-            spec.name: build_encoder(spec, device=self.device, dtype=compute_dtype,
-                                     weights=weights.get(spec.name),
-                                     random_init=random_weights and not spec.tiny)
+            spec.name: build_encoder(
+                spec,
+                device=self.device,
+                dtype=compute_dtype,
+                weights=weights.get(spec.name),
+                random_init=random_weights and not spec.tiny,
+            )
             for spec in specs
         }
         self._idle_since = time.perf_counter()
@@ -75,8 +88,9 @@ class EncoderActor:
         fault_point("actor_batch")
         for name, encoder in self.encoders.items():
             rows = [i for i in range(n) if status[i] == "ok" and name in wanted[i]]
-            feats = np.zeros((n, self.time_steps, self.grid * self.grid, encoder.spec.width),
-                             np.float16)
+            feats = np.zeros(
+                (n, self.time_steps, self.grid * self.grid, encoder.spec.width), np.float16
+            )
             if rows:
                 try:
                     feats[rows] = self._encode(encoder, [frames[i] for i in rows])

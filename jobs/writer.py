@@ -15,9 +15,10 @@ import numpy as np
 
 from jobs.planning import ShardWork
 from pipeline.corpus import ShardPlan
+from pipeline.rows import SCALAR_DECODE_COLUMNS
 from pipeline.store import FeatureStore
 
-META_KEYS = ("source", "n_frames", "fps", "duration", "height", "width", "decoder")
+META_KEYS = ("source", *SCALAR_DECODE_COLUMNS)  # copied from the decoded row to the manifest
 
 
 def _plain(value: Any) -> Any:
@@ -75,11 +76,14 @@ class ShardWriter:
             if row in got:
                 r = got[row]
                 ok = r["status"] == "ok"
-                entry = {"row": row, "video_id": self.plan.video_ids[row],
-                         **{k: _plain(r[k]) for k in META_KEYS if k in r},
-                         "sampled_indices": np.asarray(r["sampled_indices"]).tolist() if ok else None,
-                         "timestamps": np.asarray(r["timestamps"]).tolist() if ok else None,
-                         **r.get("extra", {})}
+                entry = {
+                    "row": row,
+                    "video_id": self.plan.video_ids[row],
+                    **{k: _plain(r[k]) for k in META_KEYS if k in r},
+                    "sampled_indices": np.asarray(r["sampled_indices"]).tolist() if ok else None,
+                    "timestamps": np.asarray(r["timestamps"]).tolist() if ok else None,
+                    **r.get("extra", {}),
+                }
             else:
                 entry = dict(old.get(row) or {"row": row, "video_id": self.plan.video_ids[row]})
             reasons, pending = [], False

@@ -65,7 +65,9 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
             if isinstance(value, str):  # "a=/x,b=/y" from a flag
                 value = dict(kv.split("=", 1) for kv in value.split(",") if kv)
             value_type = args[1] if args else Any
-            return {str(k): coerce(v, value_type, f"{where}[{k!r}]") for k, v in dict(value).items()}
+            return {
+                str(k): coerce(v, value_type, f"{where}[{k!r}]") for k, v in dict(value).items()
+            }
         if origin in (list, tuple):
             if isinstance(value, str):  # "a,b" from a flag
                 value = [v for v in value.split(",") if v]
@@ -76,8 +78,9 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
                 return tuple(coerce(v, args[0], where) for v in items)
             if args and len(items) != len(args):
                 raise ValueError(f"needs {len(args)} values")
-            return tuple(coerce(v, a, where) for v, a in zip(items, args or [Any] * len(items),
-                                                              strict=True))
+            return tuple(
+                coerce(v, a, where) for v, a in zip(items, args or [Any] * len(items), strict=True)
+            )
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:

@@ -13,8 +13,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts",
-     ".3gp", ".ogv", ".gif"}
+    {
+        ".mp4",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".mov",
+        ".m4v",
+        ".mpg",
+        ".mpeg",
+        ".flv",
+        ".wmv",
+        ".ts",
+        ".3gp",
+        ".ogv",
+        ".gif",
+    }
 )
 
 # ``extra[HINTS_KEY]`` carries pipeline-internal facts from the listing to the decode worker
@@ -30,7 +44,9 @@ class VideoItem:
     source: str  # local path or fsspec URL (``tar://member::shard`` for WebDataset members)
     start: float | None = None  # clip boundaries in seconds (None = whole video)
     end: float | None = None
-    extra: dict = field(default_factory=dict)  # manifest columns carried into the store (label, ...)
+    extra: dict = field(
+        default_factory=dict
+    )  # manifest columns carried into the store (label, ...)
 
     @property
     def hints(self) -> dict[str, Any]:
@@ -70,8 +86,12 @@ class ShardPlan:
         return row // self.shard_size
 
 
-def list_videos(input_path: str, all_files: bool = False, video_root: str = "",
-                storage_options: dict | None = None) -> list[VideoItem]:
+def list_videos(
+    input_path: str,
+    all_files: bool = False,
+    video_root: str = "",
+    storage_options: dict | None = None,
+) -> list[VideoItem]:
     """Every video of ``input_path``, sorted by video id, ids unique (see ``pipeline.sources``).
 
     ``input_path`` is a folder (recursive) or glob of videos, a CSV / TSV / Parquet / JSONL
@@ -81,8 +101,9 @@ def list_videos(input_path: str, all_files: bool = False, video_root: str = "",
     """
     from pipeline.sources import list_inputs
 
-    return list_inputs(input_path, all_files=all_files, video_root=video_root,
-                       storage_options=storage_options)
+    return list_inputs(
+        input_path, all_files=all_files, video_root=video_root, storage_options=storage_options
+    )
 
 
 def plan_shards(items: list[VideoItem], shard_size: int) -> ShardPlan:

@@ -96,12 +96,15 @@ def _decode_size(w: int, h: int, max_short: int, max_long: int) -> tuple[int, in
     return 2 * max(1, round(w * scale / 2)), 2 * max(1, round(h * scale / 2))
 
 
-def _plan(info: Probe, num_frames: int, start: float | None, end: float | None,
-          caps: tuple[int, int]) -> _Plan:
+def _plan(
+    info: Probe, num_frames: int, start: float | None, end: float | None, caps: tuple[int, int]
+) -> _Plan:
     first, stop = clip_range(info.timestamps, start, end)
     if stop <= first:
         span = f"{info.timestamps[0]:.3f}..{info.timestamps[-1]:.3f}"
-        raise DecodeError(F.NO_FRAMES, f"clip [{start}, {end}) s holds no frame; frames span {span} s")
+        raise DecodeError(
+            F.NO_FRAMES, f"clip [{start}, {end}) s holds no frame; frames span {span} s"
+        )
     indices = first + sample_indices(stop - first, num_frames)
     return _Plan(info.n_frames, first, stop, indices, _decode_size(info.width, info.height, *caps))
 
@@ -137,7 +140,11 @@ def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str 
 
     wanted, last = set(int(i) for i in plan.indices), int(plan.indices.max())
     kept: dict[int, np.ndarray] = {}
-    size = {"width": plan.size[0], "height": plan.size[1], "interpolation": "AREA"} if plan.size else {}
+    size = (
+        {"width": plan.size[0], "height": plan.size[1], "interpolation": "AREA"}
+        if plan.size
+        else {}
+    )
     count = 0
     try:
         with av.open(path, metadata_errors="ignore") as container:
@@ -173,7 +180,9 @@ def _decode_pyav(path: str, plan: _Plan) -> tuple[np.ndarray, _Plan, str | None]
     return np.stack([kept[int(i)] for i in indices]), salvaged, note
 
 
-def _finish(frames: np.ndarray, plan: _Plan, info: Probe, backend: str, note: str | None) -> DecodedVideo:
+def _finish(
+    frames: np.ndarray, plan: _Plan, info: Probe, backend: str, note: str | None
+) -> DecodedVideo:
     k = info.rotation // 90
     if k:
         frames = np.ascontiguousarray(np.rot90(frames, k=k, axes=(1, 2)))
@@ -183,9 +192,19 @@ def _finish(frames: np.ndarray, plan: _Plan, info: Probe, backend: str, note: st
     duration = span + (1.0 / info.fps if info.fps > 0 else 0.0)
     if plan.size:
         note = "; ".join(filter(None, [note, f"resized from {info.width}x{info.height}"]))
-    return DecodedVideo(frames, plan.indices.astype(np.int64), t.astype(np.float64),
-                        plan.stop - plan.first, info.fps, duration, backend, info.height,
-                        info.width, info.rotation, note)
+    return DecodedVideo(
+        frames,
+        plan.indices.astype(np.int64),
+        t.astype(np.float64),
+        plan.stop - plan.first,
+        info.fps,
+        duration,
+        backend,
+        info.height,
+        info.width,
+        info.rotation,
+        note,
+    )
 
 
 def _check(frames: np.ndarray, plan: _Plan, info: Probe) -> np.ndarray:
@@ -196,8 +215,15 @@ def _check(frames: np.ndarray, plan: _Plan, info: Probe) -> np.ndarray:
     return frames
 
 
-def _decode_file(path: str, size: int, num_frames: int, start: float | None, end: float | None,
-                 caps: tuple[int, int], backends: tuple[str, ...]) -> DecodedVideo:
+def _decode_file(
+    path: str,
+    size: int,
+    num_frames: int,
+    start: float | None,
+    end: float | None,
+    caps: tuple[int, int],
+    backends: tuple[str, ...],
+) -> DecodedVideo:
     reasons: list[str] = []
     try:
         info = probe(path)
@@ -231,14 +257,22 @@ def _decode_file(path: str, size: int, num_frames: int, start: float | None, end
     raise DecodeError(F.UNDECODABLE, "; ".join(reasons) or "no backend applies")
 
 
-def decode_video(source: str, num_frames: int = NUM_SAMPLED_FRAMES, *, start: float | None = None,
-                 end: float | None = None, storage_options: dict | None = None,
-                 member: dict | None = None, max_short_side: int = MAX_SHORT_SIDE,
-                 max_long_side: int = MAX_LONG_SIDE,
-                 backends: tuple[str, ...] = BACKENDS) -> DecodedVideo:
+def decode_video(
+    source: str,
+    num_frames: int = NUM_SAMPLED_FRAMES,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    storage_options: dict | None = None,
+    member: dict | None = None,
+    max_short_side: int = MAX_SHORT_SIDE,
+    max_long_side: int = MAX_LONG_SIDE,
+    backends: tuple[str, ...] = BACKENDS,
+) -> DecodedVideo:
     """Decode the ``num_frames`` sampled frames of ``source`` (path, fsspec URL or
     ``tar://member::shard`` URL, with its byte range in ``member``), optionally of the clip
     [start, end) seconds."""
     with open_local(source, storage_options, member) as (path, size):
-        return _decode_file(path, size, num_frames, start, end, (max_short_side, max_long_side),
-                            backends)
+        return _decode_file(
+            path, size, num_frames, start, end, (max_short_side, max_long_side), backends
+        )

@@ -21,9 +21,7 @@ from pipeline import failures as F
 from pipeline.corpus import split_hints
 from pipeline.decode import DecodedVideo, decode_video
 from pipeline.failures import DecodeError, one_line
-
-DECODE_KEYS = ("n_frames", "fps", "duration", "height", "width", "decoder", "sampled_indices",
-               "timestamps")
+from pipeline.rows import DECODE_COLUMNS
 
 
 def _bound(batch: dict[str, np.ndarray], key: str, i: int) -> float | None:
@@ -38,15 +36,29 @@ def _bound(batch: dict[str, np.ndarray], key: str, i: int) -> float | None:
 
 def decode_facts(video: DecodedVideo) -> dict[str, Any]:
     """Per-video decode facts written to the manifest beside the core columns."""
-    return {"source_height": video.source_height, "source_width": video.source_width,
-            "rotation": video.rotation, "decode_note": video.note}
+    return {
+        "source_height": video.source_height,
+        "source_width": video.source_width,
+        "rotation": video.rotation,
+        "decode_note": video.note,
+    }
 
 
 def decode_rows(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
     n = len(batch["row"])
-    out: dict[str, list] = {k: [] for k in ("frames", "status", "error", *DECODE_KEYS,
-                                            "decode_s", "extra")}
-    empty = (0, 0.0, 0.0, 0, 0, "", np.zeros(num_frames, np.int64), np.zeros(num_frames, np.float64))
+    out: dict[str, list] = {
+        k: [] for k in ("frames", "status", "error", *DECODE_COLUMNS, "decode_s", "extra")
+    }
+    empty = (
+        0,
+        0.0,
+        0.0,
+        0,
+        0,
+        "",
+        np.zeros(num_frames, np.int64),
+        np.zeros(num_frames, np.float64),
+    )
     for i in range(n):
         began = time.perf_counter()
         extra, hints = split_hints(str(batch["extra"][i]) if "extra" in batch else None)
@@ -58,12 +70,25 @@ def decode_rows(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.n
             error = one_line(hints["error"], 500)
         else:
             try:
-                video = decode_video(str(batch["source"][i]), num_frames, start=start, end=end,
-                                     storage_options=hints.get("storage_options"),
-                                     member=hints.get("member"))
+                video = decode_video(
+                    str(batch["source"][i]),
+                    num_frames,
+                    start=start,
+                    end=end,
+                    storage_options=hints.get("storage_options"),
+                    member=hints.get("member"),
+                )
                 frames, status = video.frames, "ok"
-                meta = (video.n_frames, video.fps, video.duration, video.height, video.width,
-                        video.backend, video.indices, video.timestamps)
+                meta = (
+                    video.n_frames,
+                    video.fps,
+                    video.duration,
+                    video.height,
+                    video.width,
+                    video.backend,
+                    video.indices,
+                    video.timestamps,
+                )
                 extra.update({k: v for k, v in decode_facts(video).items() if v is not None})
             except DecodeError as err:
                 error = one_line(err, 500)
@@ -72,7 +97,7 @@ def decode_rows(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.n
         out["frames"].append(frames)
         out["status"].append(status)
         out["error"].append(error)
-        for key, value in zip(DECODE_KEYS, meta, strict=True):
+        for key, value in zip(DECODE_COLUMNS, meta, strict=True):
             out[key].append(value)
         out["decode_s"].append(time.perf_counter() - began)
         out["extra"].append(json.dumps(extra, sort_keys=True, default=str))

@@ -23,9 +23,23 @@ INVALID_CLIP = "invalid-clip"  # start/end not numbers, negative, or end <= star
 INVALID_ENTRY = "invalid-entry"  # a manifest entry without a usable video path
 ENCODER = "encoder"  # decoded fine, an encoder failed on it (set by the encoder stage)
 
-CLASSES = (MISSING, UNREACHABLE, UNREADABLE, EMPTY, TOO_LARGE, NOT_VIDEO, CORRUPT,
-           NO_VIDEO_STREAM, NO_FRAMES, UNDECODABLE, DUPLICATE_ID, INVALID_ID, INVALID_CLIP,
-           INVALID_ENTRY, ENCODER)
+CLASSES = (
+    MISSING,
+    UNREACHABLE,
+    UNREADABLE,
+    EMPTY,
+    TOO_LARGE,
+    NOT_VIDEO,
+    CORRUPT,
+    NO_VIDEO_STREAM,
+    NO_FRAMES,
+    UNDECODABLE,
+    DUPLICATE_ID,
+    INVALID_ID,
+    INVALID_CLIP,
+    INVALID_ENTRY,
+    ENCODER,
+)
 
 
 def one_line(text: object, limit: int = 300) -> str:

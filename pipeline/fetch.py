@@ -50,7 +50,8 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
 
 def _transient_one(e: BaseException) -> bool:
     return isinstance(e, (ConnectionError, TimeoutError)) or any(
-        k in type(e).__name__ for k in _TRANSIENT_NAMES)
+        k in type(e).__name__ for k in _TRANSIENT_NAMES
+    )
 
 
 def is_transient(err: BaseException) -> bool:
@@ -65,8 +66,10 @@ def classify_read_error(err: BaseException, what: str) -> DecodeError:
     detail = f"{what}: {type(err).__name__}: {one_line(err, 200)}"
     if is_transient(err):
         cause = [e for e in _chain(err) if _transient_one(e)][0]
-        return DecodeError(F.UNREACHABLE, f"{what}: {type(cause).__name__}: "
-                           f"{one_line(cause, 200)} (after {RETRIES} tries)")
+        return DecodeError(
+            F.UNREACHABLE,
+            f"{what}: {type(cause).__name__}: {one_line(cause, 200)} (after {RETRIES} tries)",
+        )
     if isinstance(err, (FileNotFoundError, KeyError)):
         return DecodeError(F.MISSING, detail)
     return DecodeError(F.UNREADABLE, detail)
@@ -104,8 +107,7 @@ def _suffix(name: str) -> str:
     return ext.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", ext) else ".bin"
 
 
-def _copy(source: str, dst: str, storage_options: dict, member: dict | None,
-          max_bytes: int) -> int:
+def _copy(source: str, dst: str, storage_options: dict, member: dict | None, max_bytes: int) -> int:
     import fsspec
 
     if member:  # a WebDataset member: one ranged read of its shard, no tar scan
@@ -118,8 +120,11 @@ def _copy(source: str, dst: str, storage_options: dict, member: dict | None,
             while remaining:
                 chunk = f.read(min(_COPY_CHUNK, remaining))
                 if not chunk:
-                    raise DecodeError(F.CORRUPT, f"tar member cut short: {size - remaining} of "
-                                      f"{size} bytes in {member['shard']}")
+                    raise DecodeError(
+                        F.CORRUPT,
+                        f"tar member cut short: {size - remaining} of "
+                        f"{size} bytes in {member['shard']}",
+                    )
                 out.write(chunk)
                 remaining -= len(chunk)
         return size
@@ -137,8 +142,12 @@ def _copy(source: str, dst: str, storage_options: dict, member: dict | None,
 
 
 @contextlib.contextmanager
-def open_local(source: str, storage_options: dict | None = None, member: dict | None = None,
-               max_bytes: int = MAX_FETCH_BYTES) -> Iterator[tuple[str, int]]:
+def open_local(
+    source: str,
+    storage_options: dict | None = None,
+    member: dict | None = None,
+    max_bytes: int = MAX_FETCH_BYTES,
+) -> Iterator[tuple[str, int]]:
     """Yield ``(local path, size in bytes)`` for ``source``; remote copies are deleted after.
 
     ``member`` (``{"shard", "offset", "size"}``, from the WebDataset listing) reads a tar member

@@ -19,8 +19,24 @@ from pipeline.failures import DecodeError, one_line
 
 # Containers decord reads but seeks wrongly in (MPEG-PS/TS: right count, wrong frames at sparse
 # indices) or cannot open (images, GIF, raw elementary streams): decode these with PyAV.
-PYAV_ONLY_FORMATS = frozenset({"mpeg", "mpegts", "mpegvideo", "mpeg1video", "mpeg2video", "gif",
-                               "image2", "webp", "apng", "h264", "hevc", "m4v", "mjpeg", "rawvideo"})
+PYAV_ONLY_FORMATS = frozenset(
+    {
+        "mpeg",
+        "mpegts",
+        "mpegvideo",
+        "mpeg1video",
+        "mpeg2video",
+        "gif",
+        "image2",
+        "webp",
+        "apng",
+        "h264",
+        "hevc",
+        "m4v",
+        "mjpeg",
+        "rawvideo",
+    }
+)
 NOT_VIDEO_FORMATS = frozenset({"tty"})  # ffmpeg renders any .txt/.nfo file as ANSI art "video"
 _TEXT_MAGIC = (b"PK\x03\x04", b"%PDF", b"\x7fELF", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!")
 _FIRST_FRAME_TRIES = 64  # packets fed to the decoder to find the first frame (and its rotation)
@@ -49,8 +65,11 @@ class Probe:
     def decord_safe(self) -> bool:
         """decord ignores rotation (or mangles it) and mis-seeks in the formats above."""
         fmt = set(self.format.split(","))
-        return (self.rotation == 0 and not (fmt & PYAV_ONLY_FORMATS)
-                and not self.format.endswith("_pipe"))
+        return (
+            self.rotation == 0
+            and not (fmt & PYAV_ONLY_FORMATS)
+            and not self.format.endswith("_pipe")
+        )
 
 
 def looks_like_non_media(path: str) -> bool:
@@ -131,6 +150,13 @@ def probe(path: str) -> Probe:
         if tb <= 0 and fps > 0:
             timestamps = timestamps / fps
         ctx = stream.codec_context
-        return Probe(format=fmt, codec=ctx.name if ctx else "", width=int(stream.width or 0),
-                     height=int(stream.height or 0), rotation=_rotation(rotation_deg), fps=fps,
-                     timestamps=timestamps, header_frames=int(stream.frames or 0))
+        return Probe(
+            format=fmt,
+            codec=ctx.name if ctx else "",
+            width=int(stream.width or 0),
+            height=int(stream.height or 0),
+            rotation=_rotation(rotation_deg),
+            fps=fps,
+            timestamps=timestamps,
+            header_frames=int(stream.frames or 0),
+        )

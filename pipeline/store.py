@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import zarr
 
 from pipeline.faults import fault_point
-from pipeline.manifest import MANIFEST_SCHEMA, manifest_table
+from pipeline.rows import MANIFEST_SCHEMA, manifest_table
 
 FORMAT_VERSION = 1
 SAMPLING_RULE = "numpy.linspace(0, n_frames - 1, 32).astype(int); 16-frame encoders take [::2]"
@@ -290,8 +290,9 @@ class FeatureStore:
         done = None
         for name in names:
             markers = self.commits(name)
-            full = {s for s, m in markers.items()
-                    if self.covered_rows(name, s, m) == self.shard_rows(s)}
+            full = {
+                s for s, m in markers.items() if self.covered_rows(name, s, m) == self.shard_rows(s)
+            }
             done = full if done is None else done & full
         return done or set()
 
@@ -320,12 +321,20 @@ class FeatureStore:
         for name, block in features.items():
             expected = (len(rows), self.time_steps, self.grid * self.grid, self.width(name))
             if np.shape(block) != expected:
-                raise StoreError(f"shard {shard}, {name}: shape {np.shape(block)}, expected {expected}")
+                raise StoreError(
+                    f"shard {shard}, {name}: shape {np.shape(block)}, expected {expected}"
+                )
         if failed is None:
-            bad = {r: e or "failed" for r, s, e in zip(table.column("row").to_pylist(),
-                                                       table.column("status").to_pylist(),
-                                                       table.column("error").to_pylist(), strict=True)
-                   if s != "ok"}
+            bad = {
+                r: e or "failed"
+                for r, s, e in zip(
+                    table.column("row").to_pylist(),
+                    table.column("status").to_pylist(),
+                    table.column("error").to_pylist(),
+                    strict=True,
+                )
+                if s != "ok"
+            }
             failed = {name: bad for name in features}
         for name in features:  # invalidate first: a crash below leaves the shard pending
             if self.fs.exists(self._commit_path(name, shard)):
@@ -343,8 +352,9 @@ class FeatureStore:
                 "fingerprint": self.encoder_attrs(name).get("fingerprint"),
                 "failed": {str(r): why for r, why in sorted(failed.get(name, {}).items())},
             }
-            self._write_bytes(self._commit_path(name, shard),
-                              json.dumps(marker, sort_keys=True).encode())
+            self._write_bytes(
+                self._commit_path(name, shard), json.dumps(marker, sort_keys=True).encode()
+            )
             fault_point("after_marker")
 
     def read_manifest_shard(self, shard: int) -> list[dict]:

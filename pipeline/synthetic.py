@@ -36,7 +36,11 @@ def render_clip(spec: ClipSpec) -> np.ndarray:
     travel = spec.size - spec.shape_size
     for t in range(spec.n_frames):
         progress = t / max(spec.n_frames - 1, 1)
-        x = int(round(progress * travel)) if direction == "right" else int(round((1 - progress) * travel))
+        x = (
+            int(round(progress * travel))
+            if direction == "right"
+            else int(round((1 - progress) * travel))
+        )
         noise = rng.integers(-12, 13, size=(spec.size, spec.size, 3))
         frame = np.clip(background + noise, 0, 255)
         s = spec.shape_size
@@ -62,7 +66,9 @@ def write_video(path: str, frames: np.ndarray, fps: int = 16, codec: str = "libx
             container.mux(packet)
 
 
-def make_corpus(folder: str, per_class: int = 16, size: int = 96, seed: int = 0) -> list[tuple[str, str]]:
+def make_corpus(
+    folder: str, per_class: int = 16, size: int = 96, seed: int = 0
+) -> list[tuple[str, str]]:
     """Write ``per_class`` clips per class into ``folder``; returns (video_id, label) pairs."""
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -70,9 +76,14 @@ def make_corpus(folder: str, per_class: int = 16, size: int = 96, seed: int = 0)
     for label in CLASSES:
         for i in range(per_class):
             shape_size = int(rng.integers(size // 6, size // 3))
-            spec = ClipSpec(label, n_frames=int(rng.integers(24, 49)), size=size,
-                            shape_size=shape_size, y=int(rng.integers(0, size - shape_size)),
-                            seed=int(rng.integers(1 << 31)))
+            spec = ClipSpec(
+                label,
+                n_frames=int(rng.integers(24, 49)),
+                size=size,
+                shape_size=shape_size,
+                y=int(rng.integers(0, size - shape_size)),
+                seed=int(rng.integers(1 << 31)),
+            )
             video_id = f"{label}_{i:03d}"
             write_video(os.path.join(folder, f"{video_id}.mp4"), render_clip(spec))
             labels.append((video_id, label))

@@ -17,8 +17,10 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
     if not REAL_CORPUS.is_dir() or not any(REAL_CORPUS.iterdir()):
-        why = (f"real clips not found at {REAL_CORPUS}: the tests expect the project's shared/ "
-               "folder beside the checkout (../shared/corpus/real)")
+        why = (
+            f"real clips not found at {REAL_CORPUS}: the tests expect the project's shared/ "
+            "folder beside the checkout (../shared/corpus/real)"
+        )
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"{why}; CI must provide it", pytrace=False)  # never a silent green
         pytest.skip(why)

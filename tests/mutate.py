@@ -30,7 +30,15 @@ from queue import Queue
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOG = Path(__file__).resolve().parent / "mutations"
-SKIP_COPY = {".venv", ".git", "demo_out", "bench_out", ".pytest_cache", ".ruff_cache", "__pycache__"}
+SKIP_COPY = {
+    ".venv",
+    ".git",
+    "demo_out",
+    "bench_out",
+    ".pytest_cache",
+    ".ruff_cache",
+    "__pycache__",
+}
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,9 @@ def run_one(m: Mutation, root: Path, timeout: int) -> tuple[str, float, str]:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests]
     start = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
         last = lines[-1] if lines else proc.stderr.strip()[-200:]
         # pytest: 0 all passed, 1 some failed, 2-4 errors, 5 no tests collected.
@@ -106,8 +115,9 @@ def baseline_passes(todo: list[Mutation], root: Path, timeout: int) -> bool:
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("MERV_FAULT", None)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout * 4)
+    proc = subprocess.run(
+        cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout * 4
+    )
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n", file=sys.stderr)
         print("the mutation tests fail on the unmutated code: fix them first", file=sys.stderr)
@@ -120,8 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=2, help="mutations run at once (default 2)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per mutation's test run")
     ap.add_argument("--list", action="store_true", help="list the mutations and exit")
-    ap.add_argument("--no-baseline", action="store_true",
-                    help="skip the first run of the selected tests on the unmutated code")
+    ap.add_argument(
+        "--check", action="store_true", help="only check that every mutation still applies"
+    )
+    ap.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the first run of the selected tests on the unmutated code",
+    )
     args = ap.parse_args(argv)
 
     mutations = load_catalog()
@@ -136,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     for mid, why in stale.items():
         print(f"stale mutation {mid}: {why}", file=sys.stderr)
     todo = [m for m in mutations if m.id not in stale]
+    if args.check:
+        print(f"{len(todo)} of {len(mutations)} mutations apply, {len(stale)} stale")
+        return 1 if stale else 0
 
     start = time.perf_counter()
     results: dict[str, tuple[str, float, str]] = {}
@@ -173,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     survived = [m.id for m in todo if not results[m.id][0].startswith("caught")]
     caught = len(todo) - len(survived)
     print("-" * 86)
-    print(f"{caught} of {len(todo)} mutations caught, {len(survived)} survived, "
-          f"{len(stale)} stale; run time {total:.0f} s")
+    print(
+        f"{caught} of {len(todo)} mutations caught, {len(survived)} survived, "
+        f"{len(stale)} stale; run time {total:.0f} s"
+    )
     for mid in survived:
         print(f"SURVIVED: {mid}: {results[mid][2]}")
     return 1 if survived or stale else 0

@@ -49,8 +49,9 @@ def _typed(value: object) -> object:
     return parsed if isinstance(parsed, (bool, int, float)) else value
 
 
-def list_inputs(spec: str, all_files: bool = False, video_root: str = "",
-                storage_options: dict | None = None) -> list[VideoItem]:
+def list_inputs(
+    spec: str, all_files: bool = False, video_root: str = "", storage_options: dict | None = None
+) -> list[VideoItem]:
     opts = {k: _typed(v) for k, v in (storage_options or {}).items()}
     kind = input_kind(spec)
     if kind == "manifest":

@@ -30,11 +30,32 @@ from pipeline.fetch import is_url
 MAX_ID_LENGTH = 512
 # Manifest columns the pipeline writes itself: an input column of the same name is kept as
 # ``input_<name>`` instead of overwriting (or being overwritten by) the pipeline's value.
-PIPELINE_COLUMNS = frozenset({
-    "row", "video_id", "source", "status", "error", "n_frames", "fps", "duration", "height",
-    "width", "decoder", "sampled_indices", "timestamps", "start", "end", "clip_start",
-    "clip_end", "source_height", "source_width", "rotation", "decode_note", HINTS_KEY,
-})
+PIPELINE_COLUMNS = frozenset(
+    {
+        "row",
+        "video_id",
+        "source",
+        "status",
+        "error",
+        "n_frames",
+        "fps",
+        "duration",
+        "height",
+        "width",
+        "decoder",
+        "sampled_indices",
+        "timestamps",
+        "start",
+        "end",
+        "clip_start",
+        "clip_end",
+        "source_height",
+        "source_width",
+        "rotation",
+        "decode_note",
+        HINTS_KEY,
+    }
+)
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
@@ -123,8 +144,13 @@ def _normalise_extras(items: list[VideoItem]) -> list[dict[str, Any]]:
                 r[col] = cast(r[col])
     renamed = []
     for r in rows:
-        renamed.append({(f"input_{k}" if k in PIPELINE_COLUMNS else k): v
-                        for k, v in r.items() if v is not None})
+        renamed.append(
+            {
+                (f"input_{k}" if k in PIPELINE_COLUMNS else k): v
+                for k, v in r.items()
+                if v is not None
+            }
+        )
     return renamed
 
 
@@ -145,8 +171,9 @@ def finalize(items: list[VideoItem], storage_options: dict | None = None) -> lis
         elif vid in first:
             dups[vid] += 1
             vid = _fresh(f"{vid}#dup{dups[vid]}", taken)
-            hints["error"] = (f"{F.DUPLICATE_ID}: {item.video_id!r} is already the id of "
-                              f"{first[item.video_id]}")
+            hints["error"] = (
+                f"{F.DUPLICATE_ID}: {item.video_id!r} is already the id of {first[item.video_id]}"
+            )
         else:
             first[vid] = item.source
         if storage_options and (is_url(item.source) or "member" in hints):

@@ -21,8 +21,11 @@ def _ids(rel: dict[str, str]) -> list[VideoItem]:
     stems: dict[str, list[str]] = {}
     for source, r in rel.items():
         stems.setdefault(posixpath.splitext(r)[0], []).append(source)
-    return [VideoItem(stem if len(group) == 1 else rel[s], s)
-            for stem, group in stems.items() for s in group]
+    return [
+        VideoItem(stem if len(group) == 1 else rel[s], s)
+        for stem, group in stems.items()
+        for s in group
+    ]
 
 
 def _list_local(input_path: str, all_files: bool) -> tuple[list[str], str]:
@@ -38,8 +41,9 @@ def _list_local(input_path: str, all_files: bool) -> tuple[list[str], str]:
     return paths, root
 
 
-def list_files(input_path: str, all_files: bool = False,
-               storage_options: dict | None = None) -> list[VideoItem]:
+def list_files(
+    input_path: str, all_files: bool = False, storage_options: dict | None = None
+) -> list[VideoItem]:
     """Videos of a folder / glob / file, ids relative to the folder (or the glob's common dir)."""
     if not is_url(input_path):
         path = local_path(input_path)

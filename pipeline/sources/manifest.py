@@ -55,8 +55,11 @@ def _records(url: str, storage_options: dict) -> list[dict[str, Any]]:
         delimiter = "\t" if name.endswith(".tsv") else ","
         names = [c.strip().strip('"') for c in header.split(delimiter)]
         as_text = {c: pa.string() for c in names if c in ID_COLUMNS + PATH_COLUMNS}
-        table = csv.read_csv(io.BytesIO(data), parse_options=csv.ParseOptions(delimiter=delimiter),
-                             convert_options=csv.ConvertOptions(column_types=as_text))
+        table = csv.read_csv(
+            io.BytesIO(data),
+            parse_options=csv.ParseOptions(delimiter=delimiter),
+            convert_options=csv.ConvertOptions(column_types=as_text),
+        )
         return table.to_pylist()
     if name.endswith((".parquet", ".pq")):
         import pyarrow.parquet as pq
@@ -128,24 +131,35 @@ def _derived_id(path: str, base: str) -> str:
     return posixpath.splitext(rel.replace(os.sep, "/"))[0]
 
 
-def read_manifest(url: str, video_root: str = "", storage_options: dict | None = None) -> list[VideoItem]:
+def read_manifest(
+    url: str, video_root: str = "", storage_options: dict | None = None
+) -> list[VideoItem]:
     opts = storage_options or {}
-    base = video_root or (posixpath.dirname(url) if is_url(url) else
-                          os.path.dirname(os.path.abspath(local_path(url))))
+    base = video_root or (
+        posixpath.dirname(url) if is_url(url) else os.path.dirname(os.path.abspath(local_path(url)))
+    )
     records = _records(url, opts)
     items = []
     for n, record in enumerate(records, 1):
         if not isinstance(record, dict):
-            items.append(failed_item(f"#entry-{n}", url, f"{F.INVALID_ENTRY}: entry {n} is not "
-                                     "an object"))
+            items.append(
+                failed_item(f"#entry-{n}", url, f"{F.INVALID_ENTRY}: entry {n} is not an object")
+            )
             continue
         id_col, raw_id = _pick(record, ID_COLUMNS)
         path_col, raw_path = _pick(record, PATH_COLUMNS)
         extra = {k: v for k, v in record.items() if k not in (id_col, path_col, "start", "end")}
         if not isinstance(raw_path, str) or not raw_path.strip():
             vid = str(raw_id) if raw_id not in (None, "") else f"#entry-{n}"
-            items.append(failed_item(vid, url, f"{F.INVALID_ENTRY}: entry {n} has no video path "
-                                     f"(columns {sorted(record)[:8]})", extra))
+            items.append(
+                failed_item(
+                    vid,
+                    url,
+                    f"{F.INVALID_ENTRY}: entry {n} has no video path "
+                    f"(columns {sorted(record)[:8]})",
+                    extra,
+                )
+            )
             continue
         source = _resolve(raw_path.strip(), base)
         vid = raw_id if raw_id is not None else _derived_id(source, base)

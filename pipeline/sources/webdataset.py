@@ -120,8 +120,9 @@ def _samples(url: str, members, all_files: bool) -> list[VideoItem]:
     return items
 
 
-def list_shards(shards: list[str], all_files: bool = False,
-                storage_options: dict | None = None) -> list[VideoItem]:
+def list_shards(
+    shards: list[str], all_files: bool = False, storage_options: dict | None = None
+) -> list[VideoItem]:
     """Every sample with a video member in ``shards``, in shard then member order."""
     opts = storage_options or {}
     items: list[VideoItem] = []
@@ -132,8 +133,10 @@ def list_shards(shards: list[str], all_files: bool = False,
         except Exception as err:  # noqa: BLE001 - a bad shard fails as a row, the rest runs
             reason = classify_read_error(err, url)
             if isinstance(err, tarfile.TarError):
-                reason = DecodeError(F.CORRUPT, f"{url}: not a readable tar after "
-                                     f"{len(members)} members: {one_line(err, 120)}")
+                reason = DecodeError(
+                    F.CORRUPT,
+                    f"{url}: not a readable tar after {len(members)} members: {one_line(err, 120)}",
+                )
             name = posixpath.basename(url.split("?")[0])
             items.append(failed_item(f"#shard-{name}", url, str(reason)))
         items += _samples(url, members, all_files)

@@ -14,8 +14,9 @@ from torchvision import transforms as T
 
 def pil_reference(frames: torch.Tensor, spec) -> torch.Tensor:
     """torchvision transforms on PIL images (dinov2, siglip, vivit, clip): [F, 3, 224, 224]."""
-    interp = {"bicubic": T.InterpolationMode.BICUBIC,
-              "bilinear": T.InterpolationMode.BILINEAR}[spec.interpolation]
+    interp = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}[
+        spec.interpolation
+    ]
     if spec.resize == "squash":
         resize = [T.Resize((224, 224), interpolation=interp)]
     else:
@@ -84,8 +85,9 @@ class ReferenceLanguageBind(nn.Module):
         self.embeddings = CLIPVisionEmbeddings(cfg)
         self.pre_layrnorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.encoder = nn.Module()
-        self.encoder.layers = nn.ModuleList(ReferenceLanguageBindLayer(cfg, frames)
-                                            for _ in range(cfg.num_hidden_layers))
+        self.encoder.layers = nn.ModuleList(
+            ReferenceLanguageBindLayer(cfg, frames) for _ in range(cfg.num_hidden_layers)
+        )
         self.post_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 
     def forward(self, pixels: torch.Tensor) -> list[torch.Tensor]:

@@ -12,30 +12,61 @@ from encoders import build_encoder, get_spec, register_from_config, resolve_enco
 from encoders.custom import check_encoders
 from encoders.weights import WeightsNotFoundError
 
-VIT_ARCH = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 3,
-            "num_attention_heads": 2, "intermediate_size": 64}
+VIT_ARCH = {
+    "model_type": "vit",
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 
 
 def test_timm_entry_infers_from_the_architecture() -> None:
-    (spec,) = register_from_config([{"name": "cc_vit_s", "backend": "timm",
-                                     "checkpoint": "vit_small_patch16_224", "layer": -3}])
+    (spec,) = register_from_config(
+        [
+            {
+                "name": "cc_vit_s",
+                "backend": "timm",
+                "checkpoint": "vit_small_patch16_224",
+                "layer": -3,
+            }
+        ]
+    )
     assert (spec.width, spec.grid, spec.prefix_tokens) == (384, (14, 14), 1)
     assert (spec.frames, spec.time_steps, spec.layer, spec.tiny) == (16, 16, -3, False)
     assert spec.checkpoint.startswith("vit_small_patch16_224.")  # timm's default tag, pinned
     assert spec.mean == (0.5, 0.5, 0.5) and spec.interpolation == "bicubic"  # pretrained cfg
     assert resolve_encoder_set("cc_vit_s,siglip") == ["cc_vit_s", "siglip"]
     # given fields win over inferred ones; registering the same entry again is a no-op
-    (again,) = register_from_config([{"name": "cc_vit_s", "backend": "timm",
-                                      "checkpoint": "vit_small_patch16_224", "layer": -3}])
+    (again,) = register_from_config(
+        [
+            {
+                "name": "cc_vit_s",
+                "backend": "timm",
+                "checkpoint": "vit_small_patch16_224",
+                "layer": -3,
+            }
+        ]
+    )
     assert again == spec and get_spec("cc_vit_s").fingerprint() == spec.fingerprint()
 
 
 def test_hf_auto_kept_layer_matches_hidden_states() -> None:
     from transformers import ViTConfig, ViTModel
 
-    (spec,) = register_from_config([{"name": "cc_hf_vit", "backend": "hf_auto",
-                                     "checkpoint": "local/x", "frames": 2, "layer": -2,
-                                     "tiny": True, "arch": VIT_ARCH}])
+    (spec,) = register_from_config(
+        [
+            {
+                "name": "cc_hf_vit",
+                "backend": "hf_auto",
+                "checkpoint": "local/x",
+                "frames": 2,
+                "layer": -2,
+                "tiny": True,
+                "arch": VIT_ARCH,
+            }
+        ]
+    )
     assert (spec.width, spec.grid, spec.prefix_tokens, spec.time_steps) == (32, (14, 14), 1, 2)
     enc = build_encoder(spec)
     cfg = {k: v for k, v in VIT_ARCH.items() if k != "model_type"}
@@ -51,8 +82,17 @@ def test_hf_auto_kept_layer_matches_hidden_states() -> None:
 
 def test_hf_auto_video_model_takes_the_clip() -> None:
     arch = {**VIT_ARCH, "model_type": "videomae", "num_frames": 16, "tubelet_size": 2}
-    (spec,) = register_from_config([{"name": "cc_videomae", "backend": "hf_auto",
-                                     "checkpoint": "local/v", "tiny": True, "arch": arch}])
+    (spec,) = register_from_config(
+        [
+            {
+                "name": "cc_videomae",
+                "backend": "hf_auto",
+                "checkpoint": "local/v",
+                "tiny": True,
+                "arch": arch,
+            }
+        ]
+    )
     assert (spec.frames, spec.time_steps, spec.grid, spec.prefix_tokens) == (16, 8, (14, 14), 0)
     out = build_encoder(spec).encode([torch.zeros(32, 64, 80, 3, dtype=torch.uint8)])
     assert out.shape == (1, 8, 14, 14, 32)
@@ -65,12 +105,28 @@ def test_hf_auto_checkpoint_folder_loads_weights_and_processor(tmp_path: Path) -
     cfg = {k: v for k, v in VIT_ARCH.items() if k != "model_type"}
     src = ViTModel(ViTConfig(**cfg), add_pooling_layer=False).eval()
     src.save_pretrained(tmp_path)
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps(
-        {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 2,
-         "size": {"height": 224, "width": 224}}))
-    (spec,) = register_from_config([{"name": "cc_hf_folder", "backend": "hf_auto",
-                                     "checkpoint": str(tmp_path), "layer": -1,
-                                     "final_norm": True, "frames": 2}])
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+                "resample": 2,
+                "size": {"height": 224, "width": 224},
+            }
+        )
+    )
+    (spec,) = register_from_config(
+        [
+            {
+                "name": "cc_hf_folder",
+                "backend": "hf_auto",
+                "checkpoint": str(tmp_path),
+                "layer": -1,
+                "final_norm": True,
+                "frames": 2,
+            }
+        ]
+    )
     assert spec.mean == (0.5, 0.5, 0.5) and spec.interpolation == "bilinear"
     assert spec.resize == "squash" and (spec.width, spec.prefix_tokens) == (32, 1)
     assert check_encoders("cc_hf_folder") == ["cc_hf_folder"]  # weights found in the folder
@@ -82,17 +138,24 @@ def test_hf_auto_checkpoint_folder_loads_weights_and_processor(tmp_path: Path) -
     torch.testing.assert_close(ours.flatten(0, 1).flatten(1, 2), lib[:, 1:])
 
 
-@pytest.mark.parametrize("entry,match", [
-    ({"name": "dinov2", "backend": "timm", "checkpoint": "vit_tiny_patch16_224"}, "built-in"),
-    ({"name": "cc_x", "backend": "timm"}, "'checkpoint' is required"),
-    ({"name": "cc_x", "backend": "timm", "checkpoint": "resnet18"}, "ViT-style"),
-    ({"name": "cc_x", "backend": "timm", "checkpoint": "vit_tiny_patch16_224", "frames": 5},
-     "frames=5"),
-    ({"name": "cc_x", "backend": "timm", "checkpoint": "vit_tiny_patch16_224", "layr": -2},
-     "unknown EncoderSpec fields"),
-    ({"name": "cc_x", "backend": "hf_auto", "checkpoint": "org/not-cached"}, "model_type"),
-    ("cc_x", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "entry,match",
+    [
+        ({"name": "dinov2", "backend": "timm", "checkpoint": "vit_tiny_patch16_224"}, "built-in"),
+        ({"name": "cc_x", "backend": "timm"}, "'checkpoint' is required"),
+        ({"name": "cc_x", "backend": "timm", "checkpoint": "resnet18"}, "ViT-style"),
+        (
+            {"name": "cc_x", "backend": "timm", "checkpoint": "vit_tiny_patch16_224", "frames": 5},
+            "frames=5",
+        ),
+        (
+            {"name": "cc_x", "backend": "timm", "checkpoint": "vit_tiny_patch16_224", "layr": -2},
+            "unknown EncoderSpec fields",
+        ),
+        ({"name": "cc_x", "backend": "hf_auto", "checkpoint": "org/not-cached"}, "model_type"),
+        ("cc_x", "expected a mapping"),
+    ],
+)
 def test_bad_entries_are_named(entry, match: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match=match) as info:
@@ -101,8 +164,9 @@ def test_bad_entries_are_named(entry, match: str, monkeypatch: pytest.MonkeyPatc
 
 
 def test_preflight_checks_local_weights(tmp_path: Path) -> None:
-    register_from_config([{"name": "cc_real", "backend": "timm",
-                           "checkpoint": "vit_tiny_patch16_224"}])
+    register_from_config(
+        [{"name": "cc_real", "backend": "timm", "checkpoint": "vit_tiny_patch16_224"}]
+    )
     with pytest.raises(WeightsNotFoundError, match="'cc_real'.*nowhere"):
         check_encoders("cc_real", weights={"cc_real": str(tmp_path / "nowhere")})
     with pytest.raises(WeightsNotFoundError, match="HF_HUB_OFFLINE"):

@@ -65,8 +65,13 @@ def _library_model(spec: EncoderSpec) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed_for(spec))
         if spec.backend == "timm":
-            return timm.create_model(spec.checkpoint, pretrained=False, img_size=spec.image_size,
-                                     num_classes=0, **spec.arch).eval()
+            return timm.create_model(
+                spec.checkpoint,
+                pretrained=False,
+                img_size=spec.image_size,
+                num_classes=0,
+                **spec.arch,
+            ).eval()
         if spec.backend == "hf_vivit":
             from transformers import VivitConfig, VivitModel
 
@@ -103,8 +108,9 @@ def _tokens(out: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name,prefix", [("dinov2-tiny", 5), ("siglip-tiny", 0)])
-def test_timm_kept_layer_is_penultimate_block(name: str, prefix: int, tiny_encoders,
-                                              pixels) -> None:
+def test_timm_kept_layer_is_penultimate_block(
+    name: str, prefix: int, tiny_encoders, pixels
+) -> None:
     enc, spec = tiny_encoders[name], get_spec(name)
     ref = _library_model(spec)
     _assert_holds_our_weights(ref, enc.backbone.model)
@@ -202,8 +208,9 @@ def test_languagebind_runs_two_independent_8_frame_clips(tiny_encoders, pixels) 
     assert not torch.allclose(out_swapped[:, 0], base[:, 0], atol=1e-6)
 
 
-def _documented_languagebind_checkpoint(d: int = 1024, layers: int = 24, mlp: int = 4096,
-                                        frames: int = 8) -> dict[str, tuple[int, ...]]:
+def _documented_languagebind_checkpoint(
+    d: int = 1024, layers: int = 24, mlp: int = 4096, frames: int = 8
+) -> dict[str, tuple[int, ...]]:
     """Key -> shape of LanguageBind/LanguageBind_Video_merge's state dict, written from its
     modeling_video.py (CLIP ViT-L/14 vision tower + temporal attention), not from our module."""
     keys: dict[str, tuple[int, ...]] = {
@@ -211,12 +218,16 @@ def _documented_languagebind_checkpoint(d: int = 1024, layers: int = 24, mlp: in
         "vision_model.embeddings.patch_embedding.weight": (d, 3, 14, 14),
         "vision_model.embeddings.position_embedding.weight": (257, d),
         "vision_model.embeddings.position_ids": (1, 257),  # a buffer older transformers saved
-        "vision_model.pre_layrnorm.weight": (d,), "vision_model.pre_layrnorm.bias": (d,),
-        "vision_model.post_layernorm.weight": (d,), "vision_model.post_layernorm.bias": (d,),
+        "vision_model.pre_layrnorm.weight": (d,),
+        "vision_model.pre_layrnorm.bias": (d,),
+        "vision_model.post_layernorm.weight": (d,),
+        "vision_model.post_layernorm.bias": (d,),
         # the rest of LanguageBindVideo, which the vision encoder ignores
         "text_model.embeddings.token_embedding.weight": (49408, 768),
-        "text_model.final_layer_norm.weight": (768,), "visual_projection.weight": (768, d),
-        "text_projection.weight": (768, 768), "logit_scale": (),
+        "text_model.final_layer_norm.weight": (768,),
+        "visual_projection.weight": (768, d),
+        "text_projection.weight": (768, 768),
+        "logit_scale": (),
     }
     for i in range(layers):
         pre = f"vision_model.encoder.layers.{i}."
@@ -242,13 +253,17 @@ def test_languagebind_loads_the_documented_checkpoint_layout() -> None:
     sd = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}  # shapes only
     with torch.device("meta"):
         model = LanguageBindVisionTransformer(
-            LanguageBindVisionConfig.from_kwargs(get_spec("languagebind").arch))
+            LanguageBindVisionConfig.from_kwargs(get_spec("languagebind").arch)
+        )
     res = model.load_state_dict(adapt_languagebind_state_dict(sd), strict=False, assign=True)
     assert res.missing_keys == [] and res.unexpected_keys == []
     # Round trip: our parameters are exactly the checkpoint's vision keys, with its shapes.
     ours = {f"vision_model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
-    vision = {k: v for k, v in layout.items()
-              if k.startswith("vision_model.") and not k.endswith("position_ids")}
+    vision = {
+        k: v
+        for k, v in layout.items()
+        if k.startswith("vision_model.") and not k.endswith("position_ids")
+    }
     assert ours == vision
     # Built as an encoder, blocks after the kept (penultimate) one are dropped.
     with torch.device("meta"):
@@ -288,8 +303,14 @@ def test_fingerprints_and_tiny_weights_identical_across_processes(tiny_encoders)
         "print(json.dumps([fp, sums]))\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
-                         env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     fingerprints, sums = json.loads(out.strip().splitlines()[-1])
     assert fingerprints == {n: get_spec(n).fingerprint() for n in names}
     assert sums == {n: _checksum(tiny_encoders[n]) for n in TINY}

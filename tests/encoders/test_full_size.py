@@ -37,8 +37,9 @@ def share_weights(ref: nn.Module, ours: nn.Module, extra_buffers: dict | None = 
     for prefix, module in ref.named_modules():
         for name, t in list(module._parameters.items()):
             if t is not None and t.is_meta:
-                module._parameters[name] = nn.Parameter(torch.randn(t.shape) * 0.02,
-                                                        requires_grad=False)
+                module._parameters[name] = nn.Parameter(
+                    torch.randn(t.shape) * 0.02, requires_grad=False
+                )
         for name, t in list(module._buffers.items()):
             if t is not None and t.is_meta:
                 module._buffers[name] = buffers[f"{prefix}.{name}" if prefix else name]
@@ -102,8 +103,13 @@ def test_timm_kept_layer_is_timms_intermediate(name: str, prefix: int, request) 
     with torch.inference_mode():
         ours = enc.backbone(x)
         (out,) = ref.forward_intermediates(
-            x.flatten(0, 1), indices=[len(ref.blocks) - 2], return_prefix_tokens=prefix > 0,
-            norm=False, output_fmt="NLC", intermediates_only=True)
+            x.flatten(0, 1),
+            indices=[len(ref.blocks) - 2],
+            return_prefix_tokens=prefix > 0,
+            norm=False,
+            output_fmt="NLC",
+            intermediates_only=True,
+        )
     lib, lib_prefix = out if prefix else (out, None)  # timm splits the prefix tokens off
     assert len(ref.blocks) == (24 if name == "dinov2" else 12)
     assert ref.num_prefix_tokens == prefix  # CLS + 4 registers / none
@@ -126,8 +132,9 @@ def test_clip_kept_layer_is_penultimate_hidden_state(clip) -> None:
         hidden = ref(pixel_values=x.flatten(0, 1), output_hidden_states=True).hidden_states
     assert len(hidden) == 25 and hidden[-2].shape == (PER_FRAME, 1 + 16 * 16, 1024)
     assert ours.shape == (1, PER_FRAME, 16, 16, 1024)
-    torch.testing.assert_close(ours.flatten(0, 1).flatten(1, 2), hidden[-2][:, 1:], atol=1e-4,
-                               rtol=1e-4)
+    torch.testing.assert_close(
+        ours.flatten(0, 1).flatten(1, 2), hidden[-2][:, 1:], atol=1e-4, rtol=1e-4
+    )
 
 
 def test_vivit_grid_from_32_frames_is_last_hidden_state(vivit) -> None:
@@ -161,5 +168,6 @@ def test_languagebind_kept_layer_matches_reference_layers(languagebind) -> None:
     assert len(hidden) == 25 and hidden[-2].shape == (8, 257, 1024)
     assert ours.shape == (1, 8, 16, 16, 1024)
     # MERV keeps hidden_states[-2] (penultimate layer, before post_layernorm), CLS dropped.
-    torch.testing.assert_close(ours.flatten(0, 1).flatten(1, 2), hidden[-2][:, 1:], atol=1e-4,
-                               rtol=1e-4)
+    torch.testing.assert_close(
+        ours.flatten(0, 1).flatten(1, 2), hidden[-2][:, 1:], atol=1e-4, rtol=1e-4
+    )

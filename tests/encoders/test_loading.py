@@ -47,14 +47,25 @@ def _pixels(spec, seed: int = 0) -> torch.Tensor:
 def test_timm_checkpoint_loads_like_timm(name: str, tmp_path: Path) -> None:
     spec = _loadable(name)
     # Checkpoint saved at DINOv2's native 518 px (37x37 position grid), as on the hub.
-    src = timm.create_model(spec.checkpoint, pretrained=False, img_size=518 if "dino" in name
-                            else 224, num_classes=0, **spec.arch)
+    src = timm.create_model(
+        spec.checkpoint,
+        pretrained=False,
+        img_size=518 if "dino" in name else 224,
+        num_classes=0,
+        **spec.arch,
+    )
     path = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
     enc = build_encoder(spec, weights=path)
     # Reference: timm's own pretrained-loading path on the same file, at img_size 224.
-    ref = timm.create_model(spec.checkpoint, pretrained=True, img_size=224, num_classes=0,
-                            pretrained_cfg_overlay={"file": str(path)}, **spec.arch).eval()
+    ref = timm.create_model(
+        spec.checkpoint,
+        pretrained=True,
+        img_size=224,
+        num_classes=0,
+        pretrained_cfg_overlay={"file": str(path)},
+        **spec.arch,
+    ).eval()
     x = _pixels(spec)
     with torch.inference_mode():
         ours = enc(x)
@@ -87,11 +98,22 @@ def test_clip_checkpoint_loads(as_file: bool, tmp_path: Path) -> None:
     # openai/clip-vit-large-patch14 is a full CLIPModel (text + vision) checkpoint.
     spec = _loadable("clip-tiny")
     torch.manual_seed(2)
-    text = CLIPTextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                          num_attention_heads=2, vocab_size=100, projection_dim=16,
-                          bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    cfg = CLIPConfig(text_config=text.to_dict(),
-                     vision_config=CLIPVisionConfig(**spec.arch).to_dict(), projection_dim=16)
+    text = CLIPTextConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=100,
+        projection_dim=16,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    cfg = CLIPConfig(
+        text_config=text.to_dict(),
+        vision_config=CLIPVisionConfig(**spec.arch).to_dict(),
+        projection_dim=16,
+    )
     src = CLIPModel(cfg).eval()
     src.save_pretrained(tmp_path)
     enc = build_encoder(spec, weights=tmp_path / "model.safetensors" if as_file else tmp_path)
@@ -100,8 +122,7 @@ def test_clip_checkpoint_loads(as_file: bool, tmp_path: Path) -> None:
         out = src.vision_model(pixel_values=x.flatten(0, 1), output_hidden_states=True)
         lib = out.hidden_states[-2]
         ours = enc(x)
-    torch.testing.assert_close(ours.flatten(0, 1).flatten(1, 2), lib[:, 1:], atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(ours.flatten(0, 1).flatten(1, 2), lib[:, 1:], atol=1e-5, rtol=1e-5)
 
 
 def test_languagebind_full_checkpoint_layout_loads(tmp_path: Path) -> None:

@@ -16,8 +16,19 @@ PIL_EXACT = int(PIL.__version__.split(".")[0]) >= 13
 
 
 @pytest.mark.parametrize("name", ["dinov2", "siglip", "vivit", "clip"])
-@pytest.mark.parametrize("hw", [(240, 320), (300, 226), (180, 180), (96, 128), (360, 640),
-                                (640, 360), (720, 1280), (225, 224)])
+@pytest.mark.parametrize(
+    "hw",
+    [
+        (240, 320),
+        (300, 226),
+        (180, 180),
+        (96, 128),
+        (360, 640),
+        (640, 360),
+        (720, 1280),
+        (225, 224),
+    ],
+)
 def test_matches_torchvision_on_pil(name: str, hw: tuple[int, int], video_factory) -> None:
     spec = get_spec(name)
     frames = video_factory(*hw, seed=hw[0], frames=3)
@@ -71,9 +82,14 @@ def _colour_stamped_video() -> torch.Tensor:
 EVERY_SECOND = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]
 
 
-@pytest.mark.parametrize("name,taken", [("siglip-tiny", EVERY_SECOND),
-                                        ("languagebind-tiny", EVERY_SECOND),
-                                        ("vivit-tiny", list(range(32)))])
+@pytest.mark.parametrize(
+    "name,taken",
+    [
+        ("siglip-tiny", EVERY_SECOND),
+        ("languagebind-tiny", EVERY_SECOND),
+        ("vivit-tiny", list(range(32))),
+    ],
+)
 def test_encoder_preprocess_takes_the_documented_frames(name: str, taken: list[int]) -> None:
     enc = build_encoder(name)
     video = _colour_stamped_video()

@@ -9,25 +9,51 @@ from encoders import ENCODER_SETS, EncoderSpec, get_spec, list_specs, register, 
 
 
 def test_default_specs_match_merv_reference() -> None:
-    lb, dino, vivit, siglip, clip = (get_spec(n) for n in
-                                     ("languagebind", "dinov2", "vivit", "siglip", "clip"))
+    lb, dino, vivit, siglip, clip = (
+        get_spec(n) for n in ("languagebind", "dinov2", "vivit", "siglip", "clip")
+    )
     assert (lb.checkpoint, lb.frames, lb.layer, lb.final_norm, lb.prefix_tokens) == (
-        "LanguageBind/LanguageBind_Video_merge", 16, -2, False, 1)
+        "LanguageBind/LanguageBind_Video_merge",
+        16,
+        -2,
+        False,
+        1,
+    )
     assert (lb.resize, lb.interpolation, lb.grid, lb.width) == (
-        "short_side_center_crop", "bilinear", (16, 16), 1024)
+        "short_side_center_crop",
+        "bilinear",
+        (16, 16),
+        1024,
+    )
     assert lb.mean == (0.48145466, 0.4578275, 0.40821073)
     assert lb.arch["num_frames"] == 8
     assert (dino.checkpoint, dino.layer, dino.final_norm, dino.prefix_tokens, dino.grid) == (
-        "vit_large_patch14_reg4_dinov2.lvd142m", -2, False, 5, (16, 16))
-    assert (dino.resize, dino.interpolation, dino.mean) == ("squash", "bicubic",
-                                                            (0.485, 0.456, 0.406))
+        "vit_large_patch14_reg4_dinov2.lvd142m",
+        -2,
+        False,
+        5,
+        (16, 16),
+    )
+    assert (dino.resize, dino.interpolation, dino.mean) == (
+        "squash",
+        "bicubic",
+        (0.485, 0.456, 0.406),
+    )
     assert (vivit.frames, vivit.layer, vivit.final_norm, vivit.prefix_tokens) == (32, -1, True, 1)
     assert (vivit.grid, vivit.width, vivit.interpolation, vivit.mean) == (
-        (14, 14), 768, "bilinear", (0.5, 0.5, 0.5))
+        (14, 14),
+        768,
+        "bilinear",
+        (0.5, 0.5, 0.5),
+    )
     assert (siglip.prefix_tokens, siglip.layer, siglip.grid, siglip.width) == (0, -2, (14, 14), 768)
     assert siglip.checkpoint.startswith("vit_base_patch16_siglip_224")
     assert (clip.checkpoint, clip.layer, clip.prefix_tokens, clip.interpolation) == (
-        "openai/clip-vit-large-patch14", -2, 1, "bicubic")
+        "openai/clip-vit-large-patch14",
+        -2,
+        1,
+        "bicubic",
+    )
     for spec in (lb, dino, vivit, siglip, clip):
         assert spec.time_steps == 16 and spec.image_size == 224 and not spec.tiny
 
@@ -52,7 +78,11 @@ def test_default_preprocessing_matches_merv_table(name: str) -> None:
     for spec in (get_spec(name), get_spec(f"{name}-tiny")):
         resize, interpolation, (mean, std) = MERV_PREPROCESSING[name]
         assert (spec.resize, spec.interpolation, spec.mean, spec.std) == (
-            resize, interpolation, mean, std)
+            resize,
+            interpolation,
+            mean,
+            std,
+        )
         assert (spec.image_size, spec.frames) == (224, 32 if name == "vivit" else 16)
         assert spec.resize_impl == ("tensor" if name == "languagebind" else "pil")
 
@@ -69,9 +99,22 @@ def test_tiny_specs_mirror_full_size() -> None:
     for name in ENCODER_SETS["merv"] + ["clip"]:
         full, tiny = get_spec(name), get_spec(f"{name}-tiny")
         assert tiny.tiny
-        same = ("backend", "checkpoint", "frames", "image_size", "resize", "interpolation",
-                "resize_impl", "mean", "std", "layer", "final_norm", "prefix_tokens", "grid",
-                "time_steps")
+        same = (
+            "backend",
+            "checkpoint",
+            "frames",
+            "image_size",
+            "resize",
+            "interpolation",
+            "resize_impl",
+            "mean",
+            "std",
+            "layer",
+            "final_norm",
+            "prefix_tokens",
+            "grid",
+            "time_steps",
+        )
         assert {f: getattr(tiny, f) for f in same} == {f: getattr(full, f) for f in same}
         assert tiny.width < 100
         widths.append(tiny.width)
@@ -101,11 +144,25 @@ def test_register_refuses_silent_redefinition() -> None:
 def test_fingerprint_changes_with_every_field() -> None:
     base = get_spec("dinov2")
     changed = {
-        "name": "x", "backend": "hf_clip", "checkpoint": "y", "width": 3, "grid": (2, 2),
-        "prefix_tokens": 0, "revision": "abc", "frames": 32, "time_steps": 8, "image_size": 256,
-        "resize": "short_side_center_crop", "interpolation": "bilinear", "resize_impl": "tensor",
-        "mean": (0.1, 0.2, 0.3), "std": (0.3, 0.2, 0.1), "layer": -1, "final_norm": True,
-        "arch": {"depth": 3}, "tiny": True,
+        "name": "x",
+        "backend": "hf_clip",
+        "checkpoint": "y",
+        "width": 3,
+        "grid": (2, 2),
+        "prefix_tokens": 0,
+        "revision": "abc",
+        "frames": 32,
+        "time_steps": 8,
+        "image_size": 256,
+        "resize": "short_side_center_crop",
+        "interpolation": "bilinear",
+        "resize_impl": "tensor",
+        "mean": (0.1, 0.2, 0.3),
+        "std": (0.3, 0.2, 0.1),
+        "layer": -1,
+        "final_norm": True,
+        "arch": {"depth": 3},
+        "tiny": True,
     }
     assert set(changed) == {f.name for f in dataclasses.fields(EncoderSpec)}
     prints = {base.fingerprint()}

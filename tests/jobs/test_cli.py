@@ -21,8 +21,10 @@ def test_top_level_help_lists_subcommands():
 
 def test_flags_override_the_config_file(tmp_path):
     path = tmp_path / "job.yaml"
-    path.write_text("extract:\n  shard_size: 3\n  encoders: dinov2-tiny\n  weights: {dinov2: /w}\n"
-                    "train:\n  epochs: 2\n")
+    path.write_text(
+        "extract:\n  shard_size: 3\n  encoders: dinov2-tiny\n  weights: {dinov2: /w}\n"
+        "train:\n  epochs: 2\n"
+    )
     cfg = build_config(ExtractConfig, str(path), "extract", {"shard_size": 5, "batch_size": None})
     assert cfg.shard_size == 5  # flag wins
     assert cfg.encoders == "dinov2-tiny"  # file value kept
@@ -31,8 +33,12 @@ def test_flags_override_the_config_file(tmp_path):
 
 
 def test_flag_strings_are_coerced():
-    cfg = build_config(ExtractConfig, None, "extract",
-                       {"weights": "a=/x,b=/y", "encoder_gpus": "0.5", "progress": "false"})
+    cfg = build_config(
+        ExtractConfig,
+        None,
+        "extract",
+        {"weights": "a=/x,b=/y", "encoder_gpus": "0.5", "progress": "false"},
+    )
     assert cfg.weights == {"a": "/x", "b": "/y"}
     assert cfg.encoder_gpus == 0.5 and cfg.progress is False
 
@@ -40,7 +46,9 @@ def test_flag_strings_are_coerced():
 def test_unknown_or_bad_config_fields_name_the_file_and_field(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("extract:\n  shard_sise: 3\n")
-    with pytest.raises(ConfigError, match=r"job.yaml \[extract\]: unknown field\(s\) \['shard_sise'\]"):
+    with pytest.raises(
+        ConfigError, match=r"job.yaml \[extract\]: unknown field\(s\) \['shard_sise'\]"
+    ):
         build_config(ExtractConfig, str(path), "extract", {})
     path.write_text("shard_size: many\n")
     with pytest.raises(ConfigError, match="field 'shard_size'"):
@@ -81,9 +89,11 @@ def test_a_ray_workers_error_is_reported_as_its_own_last_line():
 
     from jobs.cli import _root_cause
 
-    wrapped = RayError("The actor died because of an error raised in its creation task\n"
-                       "Traceback (most recent call last):\n  File \"workers.py\", line 58\n"
-                       "encoders.weights.WeightsNotFoundError: no weights for encoder 'x'; "
-                       "pass --weights x=/path")
+    wrapped = RayError(
+        "The actor died because of an error raised in its creation task\n"
+        'Traceback (most recent call last):\n  File "workers.py", line 58\n'
+        "encoders.weights.WeightsNotFoundError: no weights for encoder 'x'; "
+        "pass --weights x=/path"
+    )
     assert _root_cause(wrapped) == "no weights for encoder 'x'; pass --weights x=/path"
     assert _root_cause(RuntimeError("plain")) == "plain"

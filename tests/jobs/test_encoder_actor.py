@@ -31,14 +31,27 @@ def _batch(videos: list[np.ndarray], encoders: list[str] = ENCODERS) -> dict[str
     n = len(videos)
     frames = np.empty(n, dtype=object)
     frames[:] = videos
-    return {"frames": frames, "status": np.asarray(["ok"] * n), "error": np.asarray([""] * n),
-            "encoders": np.asarray([",".join(encoders)] * n), "row": np.arange(n)}
+    return {
+        "frames": frames,
+        "status": np.asarray(["ok"] * n),
+        "error": np.asarray([""] * n),
+        "encoders": np.asarray([",".join(encoders)] * n),
+        "row": np.arange(n),
+    }
 
 
 def _actor() -> EncoderActor:
     specs = [get_spec(name).to_dict() for name in ENCODERS]
-    return EncoderActor(specs, {}, dtype="fp32", use_gpu=False, cpu_threads=0, time_steps=16,
-                        grid=8, batch_size=BATCH)
+    return EncoderActor(
+        specs,
+        {},
+        dtype="fp32",
+        use_gpu=False,
+        cpu_threads=0,
+        time_steps=16,
+        grid=8,
+        batch_size=BATCH,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +96,10 @@ def test_one_videos_encoder_error_fails_only_that_video():
 
 def test_every_forward_runs_on_exactly_batch_size_videos(actor):
     seen: list[int] = []
-    hooks = [enc.backbone.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
-             for enc in actor.encoders.values()]
+    hooks = [
+        enc.backbone.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+        for enc in actor.encoders.values()
+    ]
     try:
         actor(_batch([_video(s) for s in range(6)]))  # one full batch, then a partial one of 2
         actor(_batch([_video(7)]))
@@ -119,8 +134,9 @@ def test_rows_that_failed_decoding_or_want_other_encoders_stay_zero(actor):
     batch = _batch([_video(1), _video(2), _video(3)])
     batch["status"] = np.asarray(["ok", "failed", "ok"])
     batch["error"] = np.asarray(["", "corrupt: bad header", ""])
-    batch["encoders"] = np.asarray(["siglip-tiny,vivit-tiny", "siglip-tiny,vivit-tiny",
-                                    "vivit-tiny"])
+    batch["encoders"] = np.asarray(
+        ["siglip-tiny,vivit-tiny", "siglip-tiny,vivit-tiny", "vivit-tiny"]
+    )
     out = actor(batch)
     assert out["status"].tolist() == ["ok", "failed", "ok"]
     assert out["error"][1] == "corrupt: bad header"  # a decode failure passes through untouched

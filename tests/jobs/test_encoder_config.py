@@ -38,8 +38,19 @@ def extracted(tmp_path_factory, synthetic_corpus, ray_session):
     config = work / "job.yaml"
     config.write_text(CONFIG)
     store = str(work / "store.zarr")
-    code = run(["extract", str(folder), "--store", store, "--config", str(config),
-                "--encoders", "cfg_vit,cfg_hf_vit", "--no-progress"])
+    code = run(
+        [
+            "extract",
+            str(folder),
+            "--store",
+            store,
+            "--config",
+            str(config),
+            "--encoders",
+            "cfg_vit,cfg_hf_vit",
+            "--no-progress",
+        ]
+    )
     return folder, store, code
 
 
@@ -74,19 +85,23 @@ def test_config_encoder_features_equal_a_direct_encode(extracted):
 
 def test_config_encoder_errors_name_the_entry(tmp_path, capsys):
     config = tmp_path / "bad.yaml"
-    config.write_text("extract:\n  custom_encoders:\n    - {name: dinov2, backend: timm, "
-                      "checkpoint: vit_tiny_patch16_224}\n")
+    config.write_text(
+        "extract:\n  custom_encoders:\n    - {name: dinov2, backend: timm, "
+        "checkpoint: vit_tiny_patch16_224}\n"
+    )
     with pytest.raises(SystemExit) as info:
-        main(["extract", str(tmp_path), "--store", str(tmp_path / "s.zarr"), "--config",
-              str(config)])
+        main(
+            ["extract", str(tmp_path), "--store", str(tmp_path / "s.zarr"), "--config", str(config)]
+        )
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "custom_encoders[0] (dinov2)" in err and "built-in" in err
 
 
 @pytest.mark.parametrize("encoders", ["dinov2", "merv"])
-def test_missing_weights_run_fails_fast_in_one_line(encoders, tmp_path, synthetic_corpus,
-                                                    capsys, monkeypatch):
+def test_missing_weights_run_fails_fast_in_one_line(
+    encoders, tmp_path, synthetic_corpus, capsys, monkeypatch
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder, _ = synthetic_corpus
     store = tmp_path / "s.zarr"
@@ -108,7 +123,17 @@ def test_missing_weights_run_fails_fast_in_one_line(encoders, tmp_path, syntheti
 def test_missing_local_weights_name_the_path(tmp_path, synthetic_corpus, capsys):
     folder, _ = synthetic_corpus
     with pytest.raises(SystemExit):
-        main(["extract", str(folder), "--store", str(tmp_path / "s.zarr"), "--encoders",
-              "siglip", "--weights", f"siglip={tmp_path / 'nowhere'}"])
+        main(
+            [
+                "extract",
+                str(folder),
+                "--store",
+                str(tmp_path / "s.zarr"),
+                "--encoders",
+                "siglip",
+                "--weights",
+                f"siglip={tmp_path / 'nowhere'}",
+            ]
+        )
     err = capsys.readouterr().err
     assert "'siglip'" in err and str(tmp_path / "nowhere") in err and err.count("\n") == 1

@@ -28,8 +28,19 @@ def extracted_mixed(tmp_path_factory, real_corpus, ray_session):
     (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(4096))
     (folder / "empty.avi").write_bytes(b"")
     store = str(tmp_path_factory.mktemp("out") / "store.zarr")
-    code = run(["extract", str(folder), "--store", store, "--encoders", "tiny",
-                "--shard-size", "4", "--no-progress"])
+    code = run(
+        [
+            "extract",
+            str(folder),
+            "--store",
+            store,
+            "--encoders",
+            "tiny",
+            "--shard-size",
+            "4",
+            "--no-progress",
+        ]
+    )
     return folder, store, code
 
 
@@ -99,8 +110,22 @@ def test_job_saves_config_summary_and_manifest(extracted_mixed):
 def test_rerun_resumes_and_changes_nothing(extracted_mixed, capsys):
     folder, store, _ = extracted_mixed
     before = FeatureStore.open(store).read("dinov2-tiny", 0, 4).copy()
-    assert run(["extract", str(folder), "--store", store, "--encoders", "tiny",
-                "--shard-size", "4", "--no-progress"]) == 0
+    assert (
+        run(
+            [
+                "extract",
+                str(folder),
+                "--store",
+                store,
+                "--encoders",
+                "tiny",
+                "--shard-size",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "0 videos to process" in capsys.readouterr().out
     assert np.array_equal(FeatureStore.open(store).read("dinov2-tiny", 0, 4), before)
 
@@ -117,14 +142,27 @@ def test_status_command(extracted_mixed, capsys):
 def test_train_cli_on_a_fresh_store(tmp_path, synthetic_corpus, ray_session, capsys):
     folder, labels = synthetic_corpus
     store = str(tmp_path / "s.zarr")
-    assert run(["extract", str(folder), "--store", store, "--encoders",
-                "dinov2-tiny,siglip-tiny", "--no-progress"]) == 0
+    assert (
+        run(
+            [
+                "extract",
+                str(folder),
+                "--store",
+                store,
+                "--encoders",
+                "dinov2-tiny,siglip-tiny",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     labels_csv = tmp_path / "labels.csv"
     with open(labels_csv, "w", newline="") as f:
         csv.writer(f).writerows([("video_id", "label"), *labels])
     out = tmp_path / "run"
-    assert run(["train", store, "--labels", str(labels_csv), "--epochs", "3",
-                "--out", str(out)]) == 0
+    assert (
+        run(["train", store, "--labels", str(labels_csv), "--epochs", "3", "--out", str(out)]) == 0
+    )
     printed = capsys.readouterr().out
     assert "epoch 3/3" in printed and "val_acc" in printed
     results = json.load(open(out / "results.json"))

@@ -15,13 +15,23 @@ from pipeline.synthetic import ClipSpec, render_clip, write_video
 
 def _files(root, prefix):
     """Bytes and mtimes of every file under root/prefix: proof that nothing was rewritten."""
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted((root / prefix).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted((root / prefix).rglob("*"))
+        if p.is_file()
+    }
 
 
 def _extract(corpus, store, encoders, **kw):
-    cfg = ExtractConfig(input=str(corpus), store=str(store), encoders=encoders, shard_size=4,
-                        batch_size=2, progress=False, **kw)
+    cfg = ExtractConfig(
+        input=str(corpus),
+        store=str(store),
+        encoders=encoders,
+        shard_size=4,
+        batch_size=2,
+        progress=False,
+        **kw,
+    )
     return run_extract(cfg, echo=lambda _: None)
 
 

@@ -28,8 +28,20 @@ from tests.pipeline.zoo import (
 )
 
 ENCODER = "dinov2-tiny"
-CORE = ("row", "video_id", "status", "error", "n_frames", "fps", "duration", "height", "width",
-        "decoder", "sampled_indices", "timestamps")
+CORE = (
+    "row",
+    "video_id",
+    "status",
+    "error",
+    "n_frames",
+    "fps",
+    "duration",
+    "height",
+    "width",
+    "decoder",
+    "sampled_indices",
+    "timestamps",
+)
 
 
 def _extract(input_: str, store: str, **kw) -> FeatureStore:
@@ -146,8 +158,9 @@ def test_s3_bucket_input_and_store_give_the_local_store(corpus, s3_server, monke
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     fs.mkdir("corpus")
     fs.put(str(videos), "corpus/videos", recursive=True)
-    store = _extract("s3://corpus/videos/", "s3://corpus/stores/features.zarr",
-                     storage_options=dict(s3_server))
+    store = _extract(
+        "s3://corpus/videos/", "s3://corpus/stores/features.zarr", storage_options=dict(s3_server)
+    )
     _assert_same_store(baseline, store)
     assert store.manifest().to_pylist()[0]["source"] == "s3://corpus/videos/a.mp4"
     assert fs.exists("corpus/stores/features.zarr/manifest.parquet")

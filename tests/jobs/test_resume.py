@@ -25,16 +25,35 @@ def _extract(corpus, store, address, fault=None, extra=()):
     env.pop("MERV_FAULT", None)
     if fault:
         env["MERV_FAULT"] = fault
-    cmd = [sys.executable, "-c", "from jobs.cli import main; main()", "extract", str(corpus),
-           "--store", str(store), "--encoders", ENCODERS, "--shard-size", "2", "--batch-size", "2",
-           "--address", address, "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from jobs.cli import main; main()",
+        "extract",
+        str(corpus),
+        "--store",
+        str(store),
+        "--encoders",
+        ENCODERS,
+        "--shard-size",
+        "2",
+        "--batch-size",
+        "2",
+        "--address",
+        address,
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _store_bytes(store: Path) -> dict[str, bytes]:
     """Every file of the store except the job logs (timings differ from run to run)."""
-    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*"))
-            if p.is_file() and p.relative_to(store).parts[0] != "_jobs"}
+    return {
+        str(p.relative_to(store)): p.read_bytes()
+        for p in sorted(store.rglob("*"))
+        if p.is_file() and p.relative_to(store).parts[0] != "_jobs"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +64,20 @@ def clean_store(tmp_path_factory, synthetic_corpus, ray_session):
     return _store_bytes(store)
 
 
-@pytest.mark.parametrize("fault", [
-    "after_create:1",  # store made, nothing computed
-    "after_row:3",  # mid-stream: shard 0 written, shard 1 half received
-    "after_features:3",  # shard 1: first encoder's block written, second not
-    "after_manifest:2",  # shard 1: data and manifest written, no commit markers
-    "after_marker:5",  # shard 2: one encoder's marker written, the other's not
-    "before_consolidate:1",  # every shard committed, consolidated manifest not written
-])
-def test_driver_killed_then_rerun_equals_a_clean_run(fault, tmp_path, synthetic_corpus,
-                                                     ray_session, clean_store):
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "after_create:1",  # store made, nothing computed
+        "after_row:3",  # mid-stream: shard 0 written, shard 1 half received
+        "after_features:3",  # shard 1: first encoder's block written, second not
+        "after_manifest:2",  # shard 1: data and manifest written, no commit markers
+        "after_marker:5",  # shard 2: one encoder's marker written, the other's not
+        "before_consolidate:1",  # every shard committed, consolidated manifest not written
+    ],
+)
+def test_driver_killed_then_rerun_equals_a_clean_run(
+    fault, tmp_path, synthetic_corpus, ray_session, clean_store
+):
     store = tmp_path / "store.zarr"
     killed = _extract(synthetic_corpus[0], store, ray_session, fault=fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -79,9 +102,14 @@ def _encoder_actor_pids() -> list[int]:
     from ray._private import state  # the GCS actor table; the public state API needs a dashboard
 
     job = ray.get_runtime_context().get_job_id()
-    return [int(info["Pid"]) for info in state.actors().values()
-            if info["JobID"] == job and info["State"] == "ALIVE"
-            and "EncoderActor" in info["ActorClassName"] and info.get("Pid")]
+    return [
+        int(info["Pid"])
+        for info in state.actors().values()
+        if info["JobID"] == job
+        and info["State"] == "ALIVE"
+        and "EncoderActor" in info["ActorClassName"]
+        and info.get("Pid")
+    ]
 
 
 def test_encoder_actor_killed_mid_batch_still_completes(tmp_path, synthetic_corpus, ray_session):
@@ -99,8 +127,14 @@ def test_encoder_actor_killed_mid_batch_still_completes(tmp_path, synthetic_corp
             killed.append(pid)
 
     store = tmp_path / "store.zarr"
-    cfg = ExtractConfig(input=str(synthetic_corpus[0]), store=str(store), encoders=ENCODERS,
-                        shard_size=2, batch_size=2, progress=False)
+    cfg = ExtractConfig(
+        input=str(synthetic_corpus[0]),
+        store=str(store),
+        encoders=ENCODERS,
+        shard_size=2,
+        batch_size=2,
+        progress=False,
+    )
     telemetry = run_extract(cfg, on_batch=kill_actor_once)
     assert killed, "no encoder actor was found to kill"
     assert telemetry.failed == 0 and telemetry.ok == len(synthetic_corpus[1])
@@ -111,5 +145,6 @@ def test_encoder_actor_killed_mid_batch_still_completes(tmp_path, synthetic_corp
 
     row = len(st.video_ids) - 1
     video = decode_video(str(synthetic_corpus[0] / f"{st.video_ids[row]}.mp4"))
-    np.testing.assert_array_equal(st.read_rows("siglip-tiny", [row])[0],
-                                  direct_encode("siglip-tiny", video.frames, pad_to=2))
+    np.testing.assert_array_equal(
+        st.read_rows("siglip-tiny", [row])[0], direct_encode("siglip-tiny", video.frames, pad_to=2)
+    )

@@ -9,9 +9,10 @@ small integers, exact in float16, so a row that was zeroed, recomputed or mispla
 import numpy as np
 import pytest
 
-from jobs.planning import open_or_create_store, plan_work, work_table
+from jobs.planning import open_or_create_store, plan_work
 from jobs.writer import ShardWriter
 from pipeline.corpus import VideoItem
+from pipeline.rows import work_table
 from pipeline.store import FeatureStore, StoreError
 
 T = 2  # time steps; grid 1 -> one token per step
@@ -27,9 +28,14 @@ def _items(ids) -> list[VideoItem]:
 
 
 def _store(tmp_path, n: int, encoders=("a", "b")) -> FeatureStore:
-    return FeatureStore.create(str(tmp_path / "s.zarr"), _ids(n),
-                               {e: (WIDTH[e], {"fingerprint": f"f{e}"}) for e in encoders},
-                               shard_size=4, time_steps=T, grid=1)
+    return FeatureStore.create(
+        str(tmp_path / "s.zarr"),
+        _ids(n),
+        {e: (WIDTH[e], {"fingerprint": f"f{e}"}) for e in encoders},
+        shard_size=4,
+        time_steps=T,
+        grid=1,
+    )
 
 
 def _feat(row: int, enc: str, run: int = 0) -> np.ndarray:
@@ -45,11 +51,22 @@ def _rows(rows, enc: str, run: int = 0) -> np.ndarray:
 def _result(row: int, vid: str, encoders, run: int = 0, error: str | None = None) -> dict:
     """One row as the encoder stage hands it to the driver: zeros where it failed."""
     ok = error is None
-    r = {"row": row, "video_id": vid, "status": "ok" if ok else "failed", "error": error or "",
-         "source": f"/videos/{vid}.mp4", "n_frames": np.int64(40 + run), "fps": np.float64(16.0),
-         "duration": np.float64(2.5), "height": np.int64(48), "width": np.int64(64),
-         "decoder": "pyav", "sampled_indices": np.arange(32, dtype=np.int64) + run,
-         "timestamps": np.arange(32) / 16.0, "extra": {"label": row % 3}}
+    r = {
+        "row": row,
+        "video_id": vid,
+        "status": "ok" if ok else "failed",
+        "error": error or "",
+        "source": f"/videos/{vid}.mp4",
+        "n_frames": np.int64(40 + run),
+        "fps": np.float64(16.0),
+        "duration": np.float64(2.5),
+        "height": np.int64(48),
+        "width": np.int64(64),
+        "decoder": "pyav",
+        "sampled_indices": np.arange(32, dtype=np.int64) + run,
+        "timestamps": np.arange(32) / 16.0,
+        "extra": {"label": row % 3},
+    }
     for e in encoders:
         r[f"feat:{e}"] = _feat(row, e, run) if ok else np.zeros((T, 1, WIDTH[e]), np.float16)
     return r
@@ -69,8 +86,12 @@ def _run(store, encoders, run=0, fail=None, retry_failed=False):
 
 def _files(root, *prefixes):
     """Bytes and mtimes of every file under root/prefix: proof that nothing was rewritten."""
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for prefix in prefixes for p in sorted((root / prefix).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for prefix in prefixes
+        for p in sorted((root / prefix).rglob("*"))
+        if p.is_file()
+    }
 
 
 def _column(store, name):
@@ -109,14 +130,16 @@ def test_changed_spec_is_refused_unless_overwritten_and_then_replanned(tmp_path)
     items = _items(_ids(3))
     store, _, _ = open_or_create_store(url, items, [spec], 4, T, 1, 32)
     rows = store.shard_rows(0)
-    store.write_shard(0, {spec.name: np.ones((3, T, 1, spec.width), np.float16)},
-                      [{"row": r, "video_id": store.video_ids[r], "status": "ok"} for r in rows])
+    store.write_shard(
+        0,
+        {spec.name: np.ones((3, T, 1, spec.width), np.float16)},
+        [{"row": r, "video_id": store.video_ids[r], "status": "ok"} for r in rows],
+    )
     assert plan_work(store, items, [spec.name])[1] == []
     store.array(spec.name).attrs["fingerprint"] = "0123456789abcdef"  # another spec's features
     with pytest.raises(StoreError, match="--overwrite-encoder siglip-tiny"):
         open_or_create_store(url, items, [spec], 4, T, 1, 32)
-    store, _, added = open_or_create_store(url, items, [spec], 4, T, 1, 32,
-                                           overwrite=(spec.name,))
+    store, _, added = open_or_create_store(url, items, [spec], 4, T, 1, 32, overwrite=(spec.name,))
     assert added == [spec.name] and store.commits(spec.name) == {}
     assert not store.read(spec.name, 0, 3).any()  # the old features are gone
     assert [w.rows for w in plan_work(store, items, [spec.name])[1]] == [[0, 1, 2]]
@@ -126,15 +149,14 @@ def test_fresh_store_plans_every_row_in_shards_of_four(tmp_path):
     store = _store(tmp_path, 10)
     plan, work, missing = plan_work(store, _items(_ids(10)), ["a", "b"])
     assert plan.video_ids == tuple(_ids(10)) and plan.num_shards == 3
-    assert [(w.shard, w.rows) for w in work] == [(0, [0, 1, 2, 3]), (1, [4, 5, 6, 7]),
-                                                 (2, [8, 9])]
+    assert [(w.shard, w.rows) for w in work] == [(0, [0, 1, 2, 3]), (1, [4, 5, 6, 7]), (2, [8, 9])]
     assert all(needs == ("a", "b") for w in work for needs in w.encoders_by_row.values())
     assert missing == []
     # The input lost a video the store has: it is planned (to fail with a reason), not dropped.
     items = [it for it in _items(_ids(10)) if it.video_id != "v05"]
     plan, work, missing = plan_work(store, items, ["a", "b"])
     assert missing == ["v05"]
-    table = work_table(work, plan, items).to_pylist()
+    table = work_table(work, plan.video_ids, items).to_pylist()
     assert [r["row"] for r in table] == list(range(10))
     assert table[5]["source"] == "" and table[4]["source"] == "/videos/v04.mp4"
     assert table[4]["encoders"] == "a,b" and table[4]["extra"] == '{"label": 1}'
@@ -147,9 +169,12 @@ def test_planning_skips_what_markers_commit_and_retries_only_failures(tmp_path):
 
     def write(shard, encoders, failed=None):
         rows = store.shard_rows(shard)
-        store.write_shard(shard, {e: _rows(rows, e) for e in encoders},
-                          [{"row": r, "video_id": store.video_ids[r], "status": "ok"}
-                           for r in rows], failed)
+        store.write_shard(
+            shard,
+            {e: _rows(rows, e) for e in encoders},
+            [{"row": r, "video_id": store.video_ids[r], "status": "ok"} for r in rows],
+            failed,
+        )
 
     write(0, ("a", "b"), failed={"a": {1: "encoder: a: nan"}, "b": {}})
     write(1, ("a",))
@@ -193,8 +218,11 @@ def test_writer_writes_each_shard_whole_once_all_its_rows_arrived(tmp_path):
         expected = _rows(range(6), enc)
         expected[3] = 0
         assert np.array_equal(store.read(enc, 0, 6), expected)
-        assert store.commit_marker(enc, 0) == {"rows": [0, 4], "fingerprint": f"f{enc}",
-                                               "failed": {3: "corrupt: bad header"}}
+        assert store.commit_marker(enc, 0) == {
+            "rows": [0, 4],
+            "fingerprint": f"f{enc}",
+            "failed": {3: "corrupt: bad header"},
+        }
         assert store.commit_marker(enc, 1)["failed"] == {}
     assert _column(store, "status") == ["ok", "ok", "ok", "failed", "ok", "ok"]
     assert _column(store, "error") == [None, None, None, "corrupt: bad header", None, None]
@@ -250,8 +278,14 @@ def test_added_encoder_writes_only_itself_and_keeps_the_old_failures(tmp_path):
     assert store.commit_marker("a", 0)["failed"] == {3: "corrupt: bad header"}
     # Row 3 is still failed: a's features for it are zeros, whatever b got.
     assert _column(store, "status") == ["ok", "failed", "ok", "failed", "ok", "ok"]
-    assert _column(store, "error") == [None, "encoder: b: out of memory", None,
-                                       "corrupt: bad header", None, None]
+    assert _column(store, "error") == [
+        None,
+        "encoder: b: out of memory",
+        None,
+        "corrupt: bad header",
+        None,
+        None,
+    ]
     assert store.ok_rows().tolist() == [0, 2, 4, 5]
     assert store.committed_shards() == {0, 1}
 
@@ -270,8 +304,11 @@ def test_appended_videos_leave_the_old_rows_of_their_shard_unchanged(tmp_path):
     expected[4] = 0
     expected[5:] = _rows([5, 6], "a", run=1)
     assert np.array_equal(store.read("a", 0, 7), expected)
-    assert store.commit_marker("a", 1) == {"rows": [4, 7], "fingerprint": "fa",
-                                           "failed": {4: "corrupt: bad header"}}
+    assert store.commit_marker("a", 1) == {
+        "rows": [4, 7],
+        "fingerprint": "fa",
+        "failed": {4: "corrupt: bad header"},
+    }
     assert _files(root, "_commits/a/shard-00000.json", "_manifest/shard-00000.parquet") == shard0
     manifest = store.manifest().to_pylist()
     assert manifest[4] == old4
@@ -298,6 +335,6 @@ def test_rows_are_pending_until_every_encoder_commits_them(tmp_path):
     assert store.ok_rows().tolist() == [0, 1, 3, 4, 5, 6]
     _run(store, ("b",), run=1)
     assert _column(store, "status")[7] == "ok"
-    assert np.array_equal(store.read_rows("b", [7, 6]),
-                          np.stack([_feat(7, "b", 1), _feat(6, "b", 0)]))
-
+    assert np.array_equal(
+        store.read_rows("b", [7, 6]), np.stack([_feat(7, "b", 1), _feat(6, "b", 0)])
+    )

@@ -22,7 +22,9 @@ MUTATIONS = [
         new="""                except Exception as err:  # noqa: BLE001
                     for i in rows:
                         if True:""",
-        tests=["tests/jobs/test_encoder_actor.py::test_one_videos_encoder_error_fails_only_that_video"],
+        tests=[
+            "tests/jobs/test_encoder_actor.py::test_one_videos_encoder_error_fails_only_that_video"
+        ],
         why="one encoder error fails every video of the batch instead of its own",
     ),
     dict(
@@ -30,7 +32,9 @@ MUTATIONS = [
         file="jobs/workers.py",
         old='error[i] = f"{failures.ENCODER}: {name}: {failures.one_line(err)}"',
         new='error[i] = f"encoder {name}: {failures.one_line(err)}"',
-        tests=["tests/jobs/test_encoder_actor.py::test_one_videos_encoder_error_fails_only_that_video"],
+        tests=[
+            "tests/jobs/test_encoder_actor.py::test_one_videos_encoder_error_fails_only_that_video"
+        ],
         why="the reason has no class token: reason_class() is None, status --failed can't group it",
     ),
     dict(
@@ -38,8 +42,10 @@ MUTATIONS = [
         file="jobs/workers.py",
         old='rows = [i for i in range(n) if status[i] == "ok" and name in wanted[i]]',
         new='rows = [i for i in range(n) if status[i] == "ok"]',
-        tests=["tests/jobs/test_encoder_actor.py::"
-               "test_rows_that_failed_decoding_or_want_other_encoders_stay_zero"],
+        tests=[
+            "tests/jobs/test_encoder_actor.py::"
+            "test_rows_that_failed_decoding_or_want_other_encoders_stay_zero"
+        ],
         why="an incremental run recomputes encoders a row did not ask for",
     ),
     dict(
@@ -47,7 +53,9 @@ MUTATIONS = [
         file="jobs/workers.py",
         old="{failures.one_line(err)}",
         new="{err}",
-        tests=["tests/jobs/test_encoder_actor.py::test_one_videos_encoder_error_fails_only_that_video"],
+        tests=[
+            "tests/jobs/test_encoder_actor.py::test_one_videos_encoder_error_fails_only_that_video"
+        ],
         why="a multi-line exception text breaks the one-line manifest reason",
     ),
 ]

@@ -16,8 +16,10 @@ MUTATIONS = [
         file="pipeline/sampling.py",
         old="return np.linspace(0, n_frames - 1, num).astype(np.int64)",
         new="return np.rint(np.linspace(0, n_frames - 1, num)).astype(np.int64)",
-        tests=[f"{_SAMPLING}::test_indices_match_the_written_out_lists",
-               f"{_SAMPLING}::test_indices_truncate_never_round"],
+        tests=[
+            f"{_SAMPLING}::test_indices_match_the_written_out_lists",
+            f"{_SAMPLING}::test_indices_truncate_never_round",
+        ],
         why="rounding instead of the reference's int() truncation: other frames than MERV's",
     ),
     dict(
@@ -41,8 +43,10 @@ MUTATIONS = [
         file="pipeline/sampling.py",
         old='stop = int(np.searchsorted(ts, end - _EPS, side="left"))',
         new='stop = int(np.searchsorted(ts, end + _EPS, side="left"))',
-        tests=[f"{_SAMPLING}::test_clip_range_is_half_open_by_timestamp",
-               f"{_SAMPLING}::test_back_to_back_clips_share_no_frame_and_miss_none"],
+        tests=[
+            f"{_SAMPLING}::test_clip_range_is_half_open_by_timestamp",
+            f"{_SAMPLING}::test_back_to_back_clips_share_no_frame_and_miss_none",
+        ],
         why="clips closed at the end: back-to-back clips share their boundary frame",
     ),
     dict(
@@ -105,8 +109,8 @@ MUTATIONS = [
     dict(
         id="decode-decord-on-mpegts",
         file="pipeline/probe.py",
-        old='PYAV_ONLY_FORMATS = frozenset({"mpeg", "mpegts", ',
-        new='PYAV_ONLY_FORMATS = frozenset({"mpeg", ',
+        old='        "mpeg",\n        "mpegts",\n',
+        new='        "mpeg",\n',
         tests=[f"{_INPUTS}::test_vp9_and_mpeg2_decode_the_true_frames[mpeg2video-ts-25]"],
         why="decord trusted on MPEG-TS: right frame count, wrong frames at sparse indices",
     ),
@@ -116,8 +120,10 @@ MUTATIONS = [
         file="pipeline/corpus.py",
         old="return ShardPlan(tuple(sorted(ids)), shard_size)",
         new="return ShardPlan(ids, shard_size)",
-        tests=[f"{_CORPUS}::test_shard_plan_is_deterministic",
-               f"{_JOBS}::test_new_store_rows_are_the_sorted_ids_and_appends_keep_them"],
+        tests=[
+            f"{_CORPUS}::test_shard_plan_is_deterministic",
+            f"{_JOBS}::test_new_store_rows_are_the_sorted_ids_and_appends_keep_them",
+        ],
         why="rows in listing order: another machine's listing gives other rows and shards",
     ),
     dict(
@@ -220,8 +226,10 @@ MUTATIONS = [
     dict(
         id="store-committed-any-marker",
         file="pipeline/store.py",
-        old=("full = {s for s, m in markers.items()\n"
-             "                    if self.covered_rows(name, s, m) == self.shard_rows(s)}"),
+        old=(
+            "full = {\n                s for s, m in markers.items() if self.covered_rows(name, s, m)"
+            " == self.shard_rows(s)\n            }"
+        ),
         new="full = set(markers)",
         tests=[f"{_STORE}::test_marker_covering_a_prefix_commits_only_that_prefix"],
         why="any marker means done: a shard grown by appended videos is never completed",
@@ -297,8 +305,10 @@ MUTATIONS = [
         file="jobs/writer.py",
         old="block = store.read(name, rows.start, rows.stop)  # rows this run did not compute",
         new="block = np.zeros_like(store.read(name, rows.start, rows.stop))",
-        tests=[f"{_JOBS}::test_retry_failed_rewrites_the_failed_row_and_keeps_the_others",
-               f"{_JOBS}::test_appended_videos_leave_the_old_rows_of_their_shard_unchanged"],
+        tests=[
+            f"{_JOBS}::test_retry_failed_rewrites_the_failed_row_and_keeps_the_others",
+            f"{_JOBS}::test_appended_videos_leave_the_old_rows_of_their_shard_unchanged",
+        ],
         why="a partial rewrite (retry, appended videos) zeroes the shard's other rows",
     ),
     dict(
@@ -322,8 +332,10 @@ MUTATIONS = [
         file="jobs/writer.py",
         old="written = [e for e in store.encoders if any(e in needs[r] for r in got)]",
         new="written = list(store.encoders)",
-        tests=[f"{_JOBS}::test_added_encoder_writes_only_itself_and_keeps_the_old_failures",
-               f"{_JOBS}::test_rows_are_pending_until_every_encoder_commits_them"],
+        tests=[
+            f"{_JOBS}::test_added_encoder_writes_only_itself_and_keeps_the_old_failures",
+            f"{_JOBS}::test_rows_are_pending_until_every_encoder_commits_them",
+        ],
         why="encoders this run did not compute are rewritten and marked committed (zeros)",
     ),
     dict(

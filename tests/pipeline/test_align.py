@@ -66,8 +66,11 @@ def _time_ramp(t: int) -> torch.Tensor:
 
 def _rest() -> torch.Tensor:
     """The time-independent part of `_time_ramp` as aligned tokens [2, 64, 3]."""
-    return (1000 * torch.arange(64).view(1, 64, 1) + 100000 * torch.arange(3).view(1, 1, 3)
-            + 1000000 * torch.arange(2).view(2, 1, 1)).float()
+    return (
+        1000 * torch.arange(64).view(1, 64, 1)
+        + 100000 * torch.arange(3).view(1, 1, 3)
+        + 1000000 * torch.arange(2).view(2, 1, 1)
+    ).float()
 
 
 def test_time_pooling_32_to_16_averages_consecutive_pairs():
@@ -96,7 +99,7 @@ def test_time_and_space_pooled_together():
 def _fp16_lattice(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     """fp16 values k / 1024 with k in [1024, 2048): exact in fp16; sums exact in float32."""
     g = torch.Generator().manual_seed(seed)
-    return (torch.randint(1024, 2048, shape, generator=g).to(torch.float16) / 1024)
+    return torch.randint(1024, 2048, shape, generator=g).to(torch.float16) / 1024
 
 
 def test_float16_tokens_are_pooled_in_float32_and_rounded_once():
@@ -123,12 +126,17 @@ def test_encoder_actor_pools_in_float32_then_stores_float16():
     from jobs.workers import EncoderActor
 
     name = "dinov2-tiny"  # 16 frames -> 16 x 16x16 x 64: no time pooling, exact 2x2 cells
-    actor = EncoderActor([get_spec(name).to_dict()], {}, "fp32", use_gpu=False, cpu_threads=0,
-                         time_steps=16, grid=8)
+    actor = EncoderActor(
+        [get_spec(name).to_dict()], {}, "fp32", use_gpu=False, cpu_threads=0, time_steps=16, grid=8
+    )
     g = torch.Generator().manual_seed(3)
     video = torch.randint(0, 256, (32, 48, 64, 3), generator=g, dtype=torch.uint8)
-    batch = {"frames": video.numpy()[None], "status": np.array(["ok"]), "error": np.array([""]),
-             "encoders": np.array([name])}
+    batch = {
+        "frames": video.numpy()[None],
+        "status": np.array(["ok"]),
+        "error": np.array([""]),
+        "encoders": np.array([name]),
+    }
     feats = actor(batch)[f"feat:{name}"]
     assert feats.dtype == np.float16 and feats.shape == (1, 16, 64, 64)
     grid = actor.encoders[name].encode([video])[0]  # float32 [16, 16, 16, 64]

@@ -36,7 +36,6 @@ def test_pyav_fallback_gives_the_same_frames_as_decord(real_corpus):
     assert np.array_equal(a.frames, b.frames)  # same FFmpeg conversion: pixel for pixel
 
 
-
 def _every_frame(path: str) -> list[np.ndarray]:
     """Ground truth: every frame FFmpeg decodes, in order, straight from PyAV."""
     import av
@@ -53,12 +52,19 @@ def _plan_for(first: int, want: int) -> decode._Plan:
 
 
 # mmaction2_part_0.mp4 decodes 32 frames. Salvage needs at least half the wanted range.
-@pytest.mark.parametrize("first, want, expected", [
-    (0, 32, list(range(32))),  # nothing missing: no salvage
-    (0, 63, list(range(32))),  # 32 of 63: just over half
-    (0, 64, list(range(32))),  # 32 of 64: exactly half still salvages
-    (8, 48, [8 + i for i in MERV32[24]]),  # a clip from frame 8: 24 of 48, resampled in the clip
-])
+@pytest.mark.parametrize(
+    "first, want, expected",
+    [
+        (0, 32, list(range(32))),  # nothing missing: no salvage
+        (0, 63, list(range(32))),  # 32 of 63: just over half
+        (0, 64, list(range(32))),  # 32 of 64: exactly half still salvages
+        (
+            8,
+            48,
+            [8 + i for i in MERV32[24]],
+        ),  # a clip from frame 8: 24 of 48, resampled in the clip
+    ],
+)
 def test_pyav_salvages_a_prefix_of_at_least_half(real_corpus, first, want, expected):
     path = str(real_corpus / "mmaction2_part_0.mp4")
     frames, used, note = decode._decode_pyav(path, _plan_for(first, want))
@@ -110,8 +116,9 @@ def test_short_clip_repeats_frames(tmp_path):
     assert np.array_equal(video.frames[0], video.frames[1])  # index 0 sampled twice
 
 
-@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100,
-                                     b"\x00\x00\x00\x18ftypisom" + b"\x01" * 2048])
+@pytest.mark.parametrize(
+    "content", [b"", b"not a video at all" * 100, b"\x00\x00\x00\x18ftypisom" + b"\x01" * 2048]
+)
 def test_bad_files_raise_a_one_line_reason_from_every_backend(tmp_path, content):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)

@@ -40,8 +40,10 @@ def test_rotated_video_comes_out_upright(tmp_path, clockwise):
     assert (b.source_height, b.source_width) == (48, 64)
 
 
-@pytest.mark.parametrize("codec, ext, fps", [("libvpx-vp9", "webm", 16), ("mpeg2video", "mpg", 25),
-                                             ("mpeg2video", "ts", 25)])
+@pytest.mark.parametrize(
+    "codec, ext, fps",
+    [("libvpx-vp9", "webm", 16), ("mpeg2video", "mpg", 25), ("mpeg2video", "ts", 25)],
+)
 def test_vp9_and_mpeg2_decode_the_true_frames(tmp_path, codec, ext, fps):
     path = write_clip(str(tmp_path / f"v.{ext}"), frames(40, 48, 64), codec=codec, fps=fps)
     video, (truth, times) = decode_video(path), _truth(path)
@@ -80,7 +82,9 @@ def test_clip_bounds_select_frames_by_time(tmp_path):
 
 
 def test_huge_frames_are_shrunk_while_decoding(tmp_path):
-    path = write_clip(str(tmp_path / "big.mp4"), frames(3, 2400, 4000), options={"preset": "ultrafast"})
+    path = write_clip(
+        str(tmp_path / "big.mp4"), frames(3, 2400, 4000), options={"preset": "ultrafast"}
+    )
     for backends in (("decord",), ("pyav",)):
         video = decode_video(path, backends=backends)
         assert video.frames.shape == (32, 1080, 1800, 3)  # short side 1080, aspect kept
@@ -92,13 +96,17 @@ def test_huge_frames_are_shrunk_while_decoding(tmp_path):
 
 
 def test_truncated_file_keeps_the_frames_it_has(tmp_path):
-    path = write_clip(str(tmp_path / "f.mp4"), frames(40), container_options={"movflags": "faststart"})
+    path = write_clip(
+        str(tmp_path / "f.mp4"), frames(40), container_options={"movflags": "faststart"}
+    )
     data = open(path, "rb").read()
     (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.8)])
     video = decode_video(str(tmp_path / "cut.mp4"))
     truth, _ = _truth(str(tmp_path / "cut.mp4"))
     assert video.n_frames == len(truth) < 40 and "salvaged" in video.note
-    assert all(np.array_equal(f, truth[i]) for f, i in zip(video.frames, video.indices, strict=True))
+    assert all(
+        np.array_equal(f, truth[i]) for f, i in zip(video.frames, video.indices, strict=True)
+    )
 
 
 def test_remote_sources_are_copied_and_tar_members_read_by_range(tmp_path):

@@ -49,8 +49,24 @@ def test_zero_frames_is_an_error():
 
 
 def test_sixteen_frame_encoders_take_every_second_sampled_frame():
-    assert encoder_frame_positions(32, 16).tolist() == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
-                                                        22, 24, 26, 28, 30]
+    assert encoder_frame_positions(32, 16).tolist() == [
+        0,
+        2,
+        4,
+        6,
+        8,
+        10,
+        12,
+        14,
+        16,
+        18,
+        20,
+        22,
+        24,
+        26,
+        28,
+        30,
+    ]
     assert encoder_frame_positions(32, 32).tolist() == list(range(32))
     with pytest.raises(ValueError, match="does not divide"):
         encoder_frame_positions(32, 12)
@@ -59,18 +75,21 @@ def test_sixteen_frame_encoders_take_every_second_sampled_frame():
 TENTHS = np.arange(10) / 10  # frames at 0.0, 0.1, ..., 0.9 s
 
 
-@pytest.mark.parametrize("start, end, expected", [
-    (None, None, (0, 10)),
-    (float("nan"), float("nan"), (0, 10)),
-    (0.2, 0.5, (2, 5)),  # start on a frame: kept; end on a frame: excluded (half-open)
-    (0.25, 0.55, (3, 6)),  # between frames: the next frame on both sides
-    (None, 0.3, (0, 3)),
-    (0.7, None, (7, 10)),
-    (0.0, 0.1, (0, 1)),  # exactly one frame
-    (0.9, 5.0, (9, 10)),
-    (0.95, None, (10, 10)),  # past the last frame: empty
-    (0.31, 0.39, (4, 4)),  # between two frames: empty
-])
+@pytest.mark.parametrize(
+    "start, end, expected",
+    [
+        (None, None, (0, 10)),
+        (float("nan"), float("nan"), (0, 10)),
+        (0.2, 0.5, (2, 5)),  # start on a frame: kept; end on a frame: excluded (half-open)
+        (0.25, 0.55, (3, 6)),  # between frames: the next frame on both sides
+        (None, 0.3, (0, 3)),
+        (0.7, None, (7, 10)),
+        (0.0, 0.1, (0, 1)),  # exactly one frame
+        (0.9, 5.0, (9, 10)),
+        (0.95, None, (10, 10)),  # past the last frame: empty
+        (0.31, 0.39, (4, 4)),  # between two frames: empty
+    ],
+)
 def test_clip_range_is_half_open_by_timestamp(start, end, expected):
     assert clip_range(TENTHS, start, end) == expected
 

@@ -37,7 +37,8 @@ def test_csv_manifest_resolves_paths_and_carries_typed_columns(tmp_path):
         "video_id,path,start,end,label,duration,score\n"
         "007,v/a.mp4,,,3,12.5,1\n"
         "clipA,v/a.mp4,1.5,4,2,12.5,0.5\n"
-        f"b,{tmp_path / 'v' / 'b.mp4'},,,1,,\n")
+        f"b,{tmp_path / 'v' / 'b.mp4'},,,1,,\n"
+    )
     items = {it.video_id: it for it in list_videos(str(tmp_path / "m.csv"))}
     assert sorted(items) == ["007", "b", "clipA"]  # "007" stays text, not the number 7
     assert items["007"].source == str(tmp_path / "v" / "a.mp4")
@@ -50,11 +51,15 @@ def test_csv_manifest_resolves_paths_and_carries_typed_columns(tmp_path):
 
 def test_parquet_jsonl_and_csv_list_the_same_items(tmp_path):
     _touch(tmp_path / "a.mp4")
-    rows = [{"video_id": "a", "path": "a.mp4", "start": 0.0, "end": 2.0, "label": "cat"},
-            {"video_id": "b", "path": "a.mp4", "start": None, "end": None, "label": "dog"}]
+    rows = [
+        {"video_id": "a", "path": "a.mp4", "start": 0.0, "end": 2.0, "label": "cat"},
+        {"video_id": "b", "path": "a.mp4", "start": None, "end": None, "label": "dog"},
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "m.parquet")
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
-    (tmp_path / "m.csv").write_text("video_id,path,start,end,label\na,a.mp4,0,2,cat\nb,a.mp4,,,dog\n")
+    (tmp_path / "m.csv").write_text(
+        "video_id,path,start,end,label\na,a.mp4,0,2,cat\nb,a.mp4,,,dog\n"
+    )
     listed = [list_videos(str(tmp_path / f"m.{ext}")) for ext in ("parquet", "jsonl", "csv")]
     assert listed[0] == listed[1] == listed[2]
     assert listed[0][0].source == str(tmp_path / "a.mp4")
@@ -65,13 +70,16 @@ def test_manifest_without_id_column_and_with_video_root(tmp_path):
     (tmp_path / "m.csv").write_text("path\nsub/x.mp4\nhttp://host/y.webm\n")
     items = list_videos(str(tmp_path / "m.csv"), video_root=str(tmp_path / "root"))
     assert [(i.video_id, i.source) for i in items] == [
-        ("sub/x", str(tmp_path / "root" / "sub" / "x.mp4")), ("y", "http://host/y.webm")]
+        ("sub/x", str(tmp_path / "root" / "sub" / "x.mp4")),
+        ("y", "http://host/y.webm"),
+    ]
 
 
 def test_bad_manifest_entries_become_failing_items(tmp_path):
     (tmp_path / "m.csv").write_text(
         "video_id,path,start,end\nok,a.mp4,,\nbad_clip,a.mp4,3,1\nneg,a.mp4,-1,\n"
-        "words,a.mp4,soon,\nnopath,,,\n")
+        "words,a.mp4,soon,\nnopath,,,\n"
+    )
     items = {it.video_id: it for it in list_videos(str(tmp_path / "m.csv"))}
     assert items["ok"].error is None
     for vid in ("bad_clip", "neg", "words"):
@@ -88,8 +96,10 @@ def test_llava_json_is_a_manifest(tmp_path):
     ]
     (tmp_path / "train.json").write_text(json.dumps(entries))
     items = list_videos(str(tmp_path / "train.json"), video_root="/data")
-    assert [(i.video_id, i.source) for i in items] == [("v1", "/data/clips/v1.mp4"),
-                                                        ("v2", "/data/clips/v2.mp4")]
+    assert [(i.video_id, i.source) for i in items] == [
+        ("v1", "/data/clips/v1.mp4"),
+        ("v2", "/data/clips/v2.mp4"),
+    ]
     first = _user(items[0])
     assert first["llava_entries"] == 2
     assert [c[0]["value"] for c in json.loads(first["conversations"])] == ["Q1", "Q2"]
@@ -106,8 +116,16 @@ def _tar(path, members):
 
 
 def test_webdataset_shards_by_braces_glob_and_folder(tmp_path):
-    _tar(tmp_path / "s-000.tar", [("a.mp4", b"AAAA"), ("a.json", b'{"label": 1, "start": 0.5}'),
-                                  ("b.avi", b"BBBBBB"), ("b.cls", b"7"), ("meta_only.json", b"{}")])
+    _tar(
+        tmp_path / "s-000.tar",
+        [
+            ("a.mp4", b"AAAA"),
+            ("a.json", b'{"label": 1, "start": 0.5}'),
+            ("b.avi", b"BBBBBB"),
+            ("b.cls", b"7"),
+            ("meta_only.json", b"{}"),
+        ],
+    )
     _tar(tmp_path / "s-001.tar", [("sub/c.video.mp4", b"CC"), ("sub/c.txt", b"a caption\n")])
     by_braces = list_videos(str(tmp_path / "s-{000..001}.tar"))
     assert by_braces == list_videos(str(tmp_path / "s-*.tar")) == list_videos(str(tmp_path))
@@ -135,11 +153,26 @@ def test_tar_keys_and_duplicates_across_shards_fail_as_rows(tmp_path):
     plan_shards(list(items.values()), 2)  # unique, plannable
 
 
-@pytest.mark.parametrize("vid, ok", [
-    ("a", True), ("dir/clip_001", True), ("v:1#2 x", True), ("", False), ("../x", False),
-    ("a/../b", False), ("/abs", False), ("C:\\x", False), ("a//b", False), ("a/./b", False), ("c:/x", False),
-    ("tab\there", False), (" padded", False), ("x" * 600, False), (5, False),
-])
+@pytest.mark.parametrize(
+    "vid, ok",
+    [
+        ("a", True),
+        ("dir/clip_001", True),
+        ("v:1#2 x", True),
+        ("", False),
+        ("../x", False),
+        ("a/../b", False),
+        ("/abs", False),
+        ("C:\\x", False),
+        ("a//b", False),
+        ("a/./b", False),
+        ("c:/x", False),
+        ("tab\there", False),
+        (" padded", False),
+        ("x" * 600, False),
+        (5, False),
+    ],
+)
 def test_id_rules(vid, ok):
     assert (check_id(vid) is None) is ok
 
@@ -165,7 +198,9 @@ def test_fsspec_folder_listing_and_storage_options(tmp_path):
         fs.pipe(f"/{name}", b"data")
     items = list_videos("memory://corpus", storage_options={"anon": "true"})
     assert [(i.video_id, i.source) for i in items] == [
-        ("a", "memory:///corpus/a.mp4"), ("sub/b", "memory:///corpus/sub/b.webm")]
+        ("a", "memory:///corpus/a.mp4"),
+        ("sub/b", "memory:///corpus/sub/b.webm"),
+    ]
     assert items[0].hints["storage_options"] == {"anon": True}  # typed, travels to workers
     assert [i.video_id for i in list_videos("memory://corpus/*.mp4")] == ["a"]
     local = _touch(tmp_path / "c.mp4")
@@ -175,7 +210,11 @@ def test_fsspec_folder_listing_and_storage_options(tmp_path):
 def test_manifest_at_a_url_resolves_relative_paths_against_it():
     import fsspec
 
-    fsspec.filesystem("memory").pipe("/lists/m.csv", b"video_id,path\nv,clips/v.mp4\nw,/abs/w.mp4\n")
+    fsspec.filesystem("memory").pipe(
+        "/lists/m.csv", b"video_id,path\nv,clips/v.mp4\nw,/abs/w.mp4\n"
+    )
     items = list_videos("memory://lists/m.csv")
-    assert [(i.video_id, i.source) for i in items] == [("v", "memory://lists/clips/v.mp4"),
-                                                        ("w", "/abs/w.mp4")]
+    assert [(i.video_id, i.source) for i in items] == [
+        ("v", "memory://lists/clips/v.mp4"),
+        ("w", "/abs/w.mp4"),
+    ]

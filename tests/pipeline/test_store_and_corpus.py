@@ -7,25 +7,38 @@ from pipeline.store import FeatureStore, StoreError
 
 
 def _row(row, vid, status="ok", error=None):
-    return {"row": row, "video_id": vid, "source": f"/v/{vid}.mp4", "status": status,
-            "error": error, "n_frames": 40, "fps": 16.0, "duration": 2.5,
-            "sampled_indices": list(range(32)) if status == "ok" else None}
+    return {
+        "row": row,
+        "video_id": vid,
+        "source": f"/v/{vid}.mp4",
+        "status": status,
+        "error": error,
+        "n_frames": 40,
+        "fps": 16.0,
+        "duration": 2.5,
+        "sampled_indices": list(range(32)) if status == "ok" else None,
+    }
 
 
 def test_store_round_trip_is_sharded_float16(tmp_path):
     url = str(tmp_path / "s.zarr")
     ids = [f"v{i}" for i in range(5)]
-    store = FeatureStore.create(url, ids, {"a": (8, {"fingerprint": "fa"}), "b": (4, {"fingerprint": "fb"})},
-                                shard_size=2)
+    store = FeatureStore.create(
+        url, ids, {"a": (8, {"fingerprint": "fa"}), "b": (4, {"fingerprint": "fb"})}, shard_size=2
+    )
     rng = np.random.default_rng(0)
-    written = {name: rng.standard_normal((5, 16, 64, c)).astype(np.float16)
-               for name, c in (("a", 8), ("b", 4))}
+    written = {
+        name: rng.standard_normal((5, 16, 64, c)).astype(np.float16)
+        for name, c in (("a", 8), ("b", 4))
+    }
     for shard in range(3):
         rows = store.shard_rows(shard)
         manifest = [_row(r, ids[r], *(("failed", "boom") if r == 3 else ())) for r in rows]
-        block = {k: v[rows.start:rows.stop].copy() for k, v in written.items()}
+        block = {k: v[rows.start : rows.stop].copy() for k, v in written.items()}
         if shard == 1:
-            block = {k: np.where(np.arange(2)[:, None, None, None] == 1, 0, v) for k, v in block.items()}
+            block = {
+                k: np.where(np.arange(2)[:, None, None, None] == 1, 0, v) for k, v in block.items()
+            }
         store.write_shard(shard, block, manifest)
 
     reopened = FeatureStore.open(url)

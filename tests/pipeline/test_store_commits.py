@@ -27,20 +27,32 @@ def _block(rows, enc: str) -> np.ndarray:
 
 
 def _entry(row: int, vid: str, status: str = "ok", error: str | None = None) -> dict:
-    return {"row": row, "video_id": vid, "source": f"/v/{vid}.mp4", "status": status,
-            "error": error}
+    return {
+        "row": row,
+        "video_id": vid,
+        "source": f"/v/{vid}.mp4",
+        "status": status,
+        "error": error,
+    }
 
 
 def _store(tmp_path, ids=IDS, encoders=("a", "b")) -> FeatureStore:
-    return FeatureStore.create(str(tmp_path / "s.zarr"), ids,
-                               {e: (WIDTH[e], {"fingerprint": f"f{e}"}) for e in encoders},
-                               shard_size=4, time_steps=T, grid=1)
+    return FeatureStore.create(
+        str(tmp_path / "s.zarr"),
+        ids,
+        {e: (WIDTH[e], {"fingerprint": f"f{e}"}) for e in encoders},
+        shard_size=4,
+        time_steps=T,
+        grid=1,
+    )
 
 
 def _write(store: FeatureStore, shard: int, encoders=("a", "b"), failed_rows=(), failed=None):
     rows = store.shard_rows(shard)
-    manifest = [_entry(r, store.video_ids[r], *(("failed", "corrupt: x") if r in failed_rows
-                                                 else ())) for r in rows]
+    manifest = [
+        _entry(r, store.video_ids[r], *(("failed", "corrupt: x") if r in failed_rows else ()))
+        for r in rows
+    ]
     feats = {e: _block(rows, e) for e in encoders}
     for e in encoders:
         feats[e][[r - rows.start for r in failed_rows]] = 0
@@ -130,9 +142,11 @@ def test_manifest_rows_must_match_the_shard(tmp_path):
     with pytest.raises(StoreError, match="manifest rows"):  # one row short
         store.write_shard(0, {"a": _block(range(4), "a")}, [_entry(r, IDS[r]) for r in range(3)])
     with pytest.raises(StoreError, match="manifest rows"):  # the last shard has only 8 and 9
-        store.write_shard(2, {"a": _block(range(8, 10), "a")},
-                          [_entry(r, f"v{r:02d}") for r in range(8, 12)])
+        store.write_shard(
+            2, {"a": _block(range(8, 10), "a")}, [_entry(r, f"v{r:02d}") for r in range(8, 12)]
+        )
     with pytest.raises(StoreError, match="shape"):
-        store.write_shard(2, {"a": _block(range(8, 12), "a")},
-                          [_entry(r, IDS[r]) for r in range(8, 10)])
+        store.write_shard(
+            2, {"a": _block(range(8, 12), "a")}, [_entry(r, IDS[r]) for r in range(8, 10)]
+        )
     assert store.committed_shards() == set()

@@ -28,15 +28,20 @@ def zoo(tmp_path_factory, real_corpus):
         entries = make_zoo(str(folder), http_base=base, dead_url=dead_url())
         for clip in sorted(real_corpus.iterdir()):
             shutil.copy(clip, folder / clip.name)
-            entries.append(ZooEntry(f"real/{clip.stem}{clip.suffix}", str(folder / clip.name), "ok"))
+            entries.append(
+                ZooEntry(f"real/{clip.stem}{clip.suffix}", str(folder / clip.name), "ok")
+            )
         items = list_videos(write_manifest(entries, str(folder / "zoo.csv")))
         rows = {}
         for it in items:
-            batch = {"row": np.array([0]), "video_id": np.array([it.video_id]),
-                     "source": np.array([it.source]),
-                     "start": np.array([np.nan if it.start is None else it.start]),
-                     "end": np.array([np.nan if it.end is None else it.end]),
-                     "extra": np.array([json.dumps(it.extra)])}
+            batch = {
+                "row": np.array([0]),
+                "video_id": np.array([it.video_id]),
+                "source": np.array([it.source]),
+                "start": np.array([np.nan if it.start is None else it.start]),
+                "end": np.array([np.nan if it.end is None else it.end]),
+                "extra": np.array([json.dumps(it.extra)]),
+            }
             out = decode_rows(batch, 32)
             rows[it.video_id] = {k: v[0] for k, v in out.items()}
     return entries, rows
@@ -47,8 +52,20 @@ def test_zoo_has_at_least_twenty_kinds(zoo):
     kinds = {e.video_id for e in entries if not e.video_id.startswith("real/")}
     assert len(kinds) >= 20
     assert {e.reason for e in entries if e.reason} >= {
-        "empty", "corrupt", "undecodable", "no-video-stream", "no-frames", "not-video", "missing",
-        "unreadable", "unreachable", "duplicate-id", "invalid-id", "invalid-clip", "invalid-entry"}
+        "empty",
+        "corrupt",
+        "undecodable",
+        "no-video-stream",
+        "no-frames",
+        "not-video",
+        "missing",
+        "unreadable",
+        "unreachable",
+        "duplicate-id",
+        "invalid-id",
+        "invalid-clip",
+        "invalid-entry",
+    }
 
 
 def test_every_file_gets_exactly_its_status_and_reason_class(zoo):

@@ -37,9 +37,16 @@ def frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
     return out
 
 
-def write_clip(path: str, clip: np.ndarray, codec: str = "libx264", fps: int = FPS,
-               pix_fmt: str = "yuv420p", options: dict | None = None,
-               container_options: dict | None = None, pts_ms: list[int] | None = None) -> str:
+def write_clip(
+    path: str,
+    clip: np.ndarray,
+    codec: str = "libx264",
+    fps: int = FPS,
+    pix_fmt: str = "yuv420p",
+    options: dict | None = None,
+    container_options: dict | None = None,
+    pts_ms: list[int] | None = None,
+) -> str:
     """Encode RGB frames; ``pts_ms`` gives each frame's time in ms (variable frame rate)."""
     import av
 
@@ -64,7 +71,9 @@ def write_clip(path: str, clip: np.ndarray, codec: str = "libx264", fps: int = F
 
 def lossless(path: str, clip: np.ndarray, fps: int = FPS) -> str:
     """x264 at qp 0: decoded pixels depend on the frame alone, so cut and whole files agree."""
-    return write_clip(path, clip, fps=fps, pix_fmt="yuv444p", options={"qp": "0", "preset": "ultrafast"})
+    return write_clip(
+        path, clip, fps=fps, pix_fmt="yuv444p", options={"qp": "0", "preset": "ultrafast"}
+    )
 
 
 def remux_rotated(src: str, dst: str, clockwise: int = 90) -> str:
@@ -92,8 +101,9 @@ def _audio_only(path: str, with_empty_video: bool) -> str:
             video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         audio = container.add_stream("aac", rate=44100)
         for i in range(5):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
             frame.sample_rate, frame.pts = 44100, i * 1024
             for packet in audio.encode(frame):
                 container.mux(packet)
@@ -113,7 +123,7 @@ def _mdat(data: bytes) -> tuple[int, int]:
     """Start and end of the coded frames (the ``mdat`` box) of an mp4."""
     pos = 0
     while pos + 8 <= len(data):
-        size, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         if kind == b"mdat":
             return pos + 8, pos + size
         pos += size
@@ -148,7 +158,9 @@ def _zip(path: str) -> str:
     return path
 
 
-def make_zoo(folder: str, http_base: str | None = None, dead_url: str | None = None) -> list[ZooEntry]:
+def make_zoo(
+    folder: str, http_base: str | None = None, dead_url: str | None = None
+) -> list[ZooEntry]:
     """Write the zoo into ``folder``; ``http_base`` serves ``folder`` (for URL kinds)."""
     os.makedirs(folder, exist_ok=True)
 
@@ -176,16 +188,24 @@ def make_zoo(folder: str, http_base: str | None = None, dead_url: str | None = N
         ZooEntry("truncated_no_index", _cut(ok, p("trunc_moov_end.mp4"), 0.5), "failed", "corrupt"),
         ZooEntry("truncated_faststart", _cut(faststart, p("trunc_fast.mp4"), 0.8), "ok"),
         ZooEntry("truncated_mkv", _cut(mkv, p("trunc.mkv"), 0.6), "ok"),
-        ZooEntry("damaged_stream", _damage(ok, p("damaged.mp4"), 0.0, 1.0), "failed", "undecodable"),
+        ZooEntry(
+            "damaged_stream", _damage(ok, p("damaged.mp4"), 0.0, 1.0), "failed", "undecodable"
+        ),
         ZooEntry("damaged_tail", _damage(ok, p("damaged_tail.mp4"), 0.85, 1.0), "ok"),
         ZooEntry("audio_only", _audio_only(p("audio.m4a"), False), "failed", "no-video-stream"),
         ZooEntry("zero_frames", _audio_only(p("zero_frames.mkv"), True), "failed", "no-frames"),
         ZooEntry("one_frame", write_clip(p("one.mp4"), base[:1]), "ok"),
         ZooEntry("five_frames", write_clip(p("five.mp4"), base[:5]), "ok"),
-        ZooEntry("huge_resolution", write_clip(p("huge.mp4"), frames(2, 2560, 2560),
-                                               options={"preset": "ultrafast"}), "ok"),
-        ZooEntry("odd_size", write_clip(p("odd.mkv"), frames(6, 17, 33), codec="mjpeg",
-                                        pix_fmt="yuvj444p"), "ok"),
+        ZooEntry(
+            "huge_resolution",
+            write_clip(p("huge.mp4"), frames(2, 2560, 2560), options={"preset": "ultrafast"}),
+            "ok",
+        ),
+        ZooEntry(
+            "odd_size",
+            write_clip(p("odd.mkv"), frames(6, 17, 33), codec="mjpeg", pix_fmt="yuvj444p"),
+            "ok",
+        ),
         ZooEntry("text_file", p("notes.txt"), "failed", "not-video"),
         ZooEntry("text_named_mp4", p("text_named.mp4"), "failed", "not-video"),
         ZooEntry("zip_named_mp4", _zip(p("archive.mp4")), "failed", "not-video"),
@@ -197,8 +217,14 @@ def make_zoo(folder: str, http_base: str | None = None, dead_url: str | None = N
         ZooEntry("mpeg2", write_clip(p("mpeg2.mpg"), base[:12], codec="mpeg2video", fps=25), "ok"),
         ZooEntry("gif", write_clip(p("anim.gif"), base[:8], codec="gif", pix_fmt="rgb8"), "ok"),
         ZooEntry("still_image", _still_png(p("still.png")), "ok"),
-        ZooEntry("vfr", write_clip(p("vfr.mkv"), base[:6], pts_ms=[0, 40, 80, 200, 220, 700]), "ok"),
-        ZooEntry("mjpeg_avi", write_clip(p("mjpeg.avi"), base[:8], codec="mjpeg", pix_fmt="yuvj420p"), "ok"),
+        ZooEntry(
+            "vfr", write_clip(p("vfr.mkv"), base[:6], pts_ms=[0, 40, 80, 200, 220, 700]), "ok"
+        ),
+        ZooEntry(
+            "mjpeg_avi",
+            write_clip(p("mjpeg.avi"), base[:8], codec="mjpeg", pix_fmt="yuvj420p"),
+            "ok",
+        ),
         ZooEntry("clip", ok, "ok", start=0.5, end=1.5),
         ZooEntry("clip_past_end", ok, "failed", "no-frames", start=100.0, end=101.0),
         ZooEntry("clip_inverted", ok, "failed", "invalid-clip", start=2.0, end=1.0),
@@ -208,8 +234,10 @@ def make_zoo(folder: str, http_base: str | None = None, dead_url: str | None = N
         ZooEntry("dup", p("one.mp4"), "failed", "duplicate-id"),  # the later entry loses
     ]
     if http_base:
-        entries += [ZooEntry("http_ok", f"{http_base}/ok_h264.mp4", "ok"),
-                    ZooEntry("http_404", f"{http_base}/nothing_here.mp4", "failed", "missing")]
+        entries += [
+            ZooEntry("http_ok", f"{http_base}/ok_h264.mp4", "ok"),
+            ZooEntry("http_404", f"{http_base}/nothing_here.mp4", "failed", "missing"),
+        ]
     if dead_url:
         entries.append(ZooEntry("unreachable_url", dead_url, "failed", "unreachable"))
     if os.geteuid() != 0:  # root reads anything: the kind only exists for other users
@@ -227,8 +255,15 @@ def write_manifest(entries: list[ZooEntry], path: str) -> str:
         out = csv.writer(f)
         out.writerow(["video_id", "path", "start", "end", "kind"])
         for e in entries:
-            out.writerow([e.video_id, e.path, "" if e.start is None else e.start,
-                          "" if e.end is None else e.end, e.reason or "ok"])
+            out.writerow(
+                [
+                    e.video_id,
+                    e.path,
+                    "" if e.start is None else e.start,
+                    "" if e.end is None else e.end,
+                    e.reason or "ok",
+                ]
+            )
     return path
 
 
