@@ -105,7 +105,7 @@ def bench_decode_scaling(paths: list[str]) -> dict:
 def _encode_rate(models, videos, batch_size: int, threads: int) -> float:
     import torch
 
-    from pipeline.align import align_tokens
+    from encoders.align import align_tokens
 
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -230,7 +230,7 @@ start = time.perf_counter()
 from jobs.planning import open_or_create_store, plan_work
 from pipeline.rows import work_table
 from encoders import get_spec, ENCODER_SETS
-from pipeline.corpus import VideoItem
+from pipeline.sources import VideoItem
 n = int(sys.argv[1])
 rng = np.random.default_rng(0)
 ids = [f"video_{i:07d}" for i in rng.permutation(n)]

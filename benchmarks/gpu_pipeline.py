@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA GPU: this benchmark needs one (CPU: python -m benchmarks.extraction_bench)")
         return 1
     from encoders import build_encoder, get_spec
-    from pipeline.align import align_tokens
+    from encoders.align import align_tokens
 
     clips = sorted(str(p) for p in Path(args.clips).iterdir() if p.is_file())
     paths = list(itertools.islice(itertools.cycle(clips), args.videos))

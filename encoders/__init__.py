@@ -1,17 +1,18 @@
-"""Frozen video encoders for MERV: specs, registry, preprocessing, weight loading, forward.
+"""Frozen video encoders for MERV: specs, registry, preprocessing, weights, forward, alignment.
 
-Imports nothing from the project's other packages. Specs and the registry import no torch, so a
-job's driver (which only plans and writes) stays small; the models load on the workers.
+From the project's other packages it uses only `pipeline.sampling` (the 32 sampled frames) and
+`pipeline.config` (the one config loader). Specs, the registries and weight finding import no
+torch, so a job's driver (which only plans, checks and writes) stays small; the models load on
+the workers. Backends: `encoders.backbones`; alignment to [T, G*G, C]: `encoders.align`.
 """
 
 from encoders.custom import check_encoders, register_from_config
 from encoders.registry import ENCODER_SETS, get_spec, list_specs, register, resolve_encoder_set
-from encoders.spec import NUM_SAMPLED_FRAMES, EncoderSpec
+from encoders.spec import EncoderSpec
 from encoders.weights import WeightsNotFoundError
 
 __all__ = [
     "ENCODER_SETS",
-    "NUM_SAMPLED_FRAMES",
     "EncoderSpec",
     "FrozenEncoder",
     "WeightsNotFoundError",

@@ -5,20 +5,22 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from encoders.backends import BACKBONES, Backbone
+from encoders.backbones import backbone_class
+from encoders.backbones._base import Backbone
 from encoders.preprocess import preprocess_frames
 from encoders.registry import get_spec
-from encoders.spec import NUM_SAMPLED_FRAMES, EncoderSpec
-from encoders.weights import hub_snapshot, missing_weights, resolve_local
+from encoders.spec import EncoderSpec
+from encoders.weights import hub_source, resolve_local
+from pipeline.sampling import NUM_SAMPLED_FRAMES
 
 
 class FrozenEncoder(nn.Module):
-    """A frozen video encoder: uint8 videos [32, H, W, 3] -> raw token grids [B, T, Hg, Wg, C]."""
+    """A frozen video encoder: uint8 videos [NUM_SAMPLED_FRAMES, H, W, 3] -> raw token grids
+    [B, T, Hg, Wg, C]."""
 
     def __init__(
         self, spec: EncoderSpec, backbone: Backbone, autocast_dtype: torch.dtype | None = None
@@ -34,7 +36,8 @@ class FrozenEncoder(nn.Module):
         return next(self.backbone.parameters()).device
 
     def preprocess(self, videos: Sequence[torch.Tensor]) -> torch.Tensor:
-        """uint8 videos, each [32, H, W, 3] (sizes may differ) -> [B, frames, 3, S, S] float.
+        """uint8 videos, each [NUM_SAMPLED_FRAMES, H, W, 3] (sizes may differ) -> float
+        [B, frames, 3, S, S]: every `frame_stride`-th frame, resized and normalised.
 
         Runs on each video's own device; `encode` moves the uint8 frames to the model first.
         """
@@ -100,34 +103,43 @@ def build_encoder(
     weights: str | os.PathLike[str] | None = None,
     random_init: bool = False,
 ) -> FrozenEncoder:
-    """Build a frozen encoder.
+    """Build a frozen encoder: its architecture, its weights, on `device`, in eval mode.
 
-    - tiny specs: always random, seeded from the spec fingerprint (identical in every process);
-    - random_init=True: the full architecture with seeded random weights (tests, benchmarks):
-      N(0, 0.02), norms 1 / 0, made without the libraries' initialisers (ViT-L: ~1 s, not ~5 s);
-    - otherwise weights from `weights` (local file or directory), else the spec's hub checkpoint
-      (HF cache, or network unless HF_HUB_OFFLINE); WeightsNotFoundError when neither has them.
+    Args:
+        name_or_spec: a registered encoder name, or an EncoderSpec (e.g. one sent as a dict).
+        device: where the model runs.
+        dtype: the CUDA autocast dtype (default bfloat16 on CUDA); CPU always runs float32.
+        weights: a local checkpoint file or directory; without it, the spec's own checkpoint
+            (an `hf_auto` checkpoint folder, else the HF cache, or the hub unless
+            HF_HUB_OFFLINE is set).
+        random_init: the full architecture with seeded random weights (tests, benchmarks):
+            N(0, 0.02), norms 1 / 0, made without the libraries' initialisers (ViT-L: ~1 s,
+            not ~5 s). Tiny specs are always random, seeded from the spec fingerprint, so
+            identical in every process.
 
-    `dtype` is the CUDA autocast dtype (default bfloat16 on CUDA; CPU always runs float32).
+    Raises:
+        ValueError: an unknown encoder name or backend; `weights` given for a tiny spec; a
+            checkpoint that does not fit the architecture, or a kept layer out of range.
+        WeightsNotFoundError: neither `weights` nor the hub (cache) holds checkpoint files;
+            raised before any model is built.
     """
     spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
-    if spec.backend not in BACKBONES:
-        raise ValueError(f"no backend {spec.backend!r} for encoder '{spec.name}'")
+    backbone_cls = backbone_class(spec.backend)
     if spec.tiny and weights is not None:
         raise ValueError(f"encoder '{spec.name}' is a tiny random model; it takes no weights")
     random = spec.tiny or random_init
     # Resolve weights before building anything, so a missing checkpoint fails fast.
     source = None
     if not random:
-        source = resolve_local(spec, weights) if weights is not None else _hub_source(spec)
+        source = resolve_local(spec, weights) if weights is not None else hub_source(spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed_for(spec))
         if random and not spec.tiny:  # full-size random: skip the libraries' slow initialisers
             with _parameters_on_meta():
-                backbone = BACKBONES[spec.backend](spec, None)
+                backbone = backbone_cls(spec, None)
             _materialize_random(backbone)
         else:
-            backbone = BACKBONES[spec.backend](spec, source)
+            backbone = backbone_cls(spec, source)
     device = torch.device(device)
     if dtype is None and device.type == "cuda":
         dtype = torch.bfloat16
@@ -168,19 +180,3 @@ def _materialize_random(model: nn.Module) -> None:
             else:
                 value.normal_(0.0, 0.02)
             module._parameters[name] = nn.Parameter(value, requires_grad=False)
-
-
-def _hub_source(spec: EncoderSpec) -> Path:
-    local = Path(spec.checkpoint).expanduser()
-    if spec.backend == "hf_auto" and local.is_dir():  # a checkpoint folder named by the spec
-        return resolve_local(spec, local)
-    repo_id = spec.checkpoint
-    if spec.backend == "timm":
-        import timm.models
-
-        cfg = timm.models.get_pretrained_cfg(spec.checkpoint)
-        hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-        if not hub_id:
-            raise missing_weights(spec, f"a HF hub id for timm model '{spec.checkpoint}' (none)")
-        repo_id = hub_id
-    return hub_snapshot(spec, repo_id)

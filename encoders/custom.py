@@ -24,7 +24,7 @@ from typing import Any
 
 from encoders.registry import get_spec, register, resolve_encoder_set
 from encoders.spec import EncoderSpec
-from encoders.weights import hub_offline, resolve_local
+from encoders.weights import hub_offline, hub_source, resolve_local
 
 _CUSTOM: set[str] = set()  # names registered from config files (may be redefined by a later one)
 
@@ -53,7 +53,12 @@ def register_from_config(entries: Sequence[Mapping[str, Any]] | None) -> list[En
 
 
 def spec_from_config(entry: Mapping[str, Any]) -> EncoderSpec:
-    data = {k: (tuple(v) if isinstance(v, list) and k != "arch" else v) for k, v in entry.items()}
+    """The complete spec of one config entry: given fields, plus what the architecture tells.
+
+    Goes through `EncoderSpec.from_dict` (the one config loader): values are coerced to the
+    fields' types (YAML lists -> tuples) and unknown fields are refused, naming the known ones.
+    """
+    data = dict(entry)
     for key in ("name", "backend", "checkpoint"):
         if not data.get(key):
             raise ValueError(f"'{key}' is required")
@@ -104,7 +109,7 @@ def _fill_timm(data: dict[str, Any]) -> None:
 
 
 def _fill_hf(data: dict[str, Any]) -> None:
-    from encoders.backends import hf_auto_config
+    from encoders.backbones.hf_auto import hf_auto_config
 
     arch = dict(data.get("arch", {}))
     local = Path(data["checkpoint"]).expanduser()
@@ -191,14 +196,19 @@ def check_encoders(
     encoders: str,
     custom: Sequence[Mapping[str, Any]] | None = None,
     weights: Mapping[str, str] | None = None,
+    *,
+    check_weights: bool = True,
 ) -> list[str]:
     """A job's pre-flight, on the driver before any store, cluster or model exists: register the
-    config's encoders, resolve the set, and make sure each one's weights can be found. A missing
-    checkpoint raises WeightsNotFoundError (one line) here, in well under a second, instead of in
-    a Ray actor after the cluster has started. Only local sources are checked: with the hub
-    online an uncached checkpoint is downloaded by the workers, as before."""
+    config's encoders, resolve the set (names in order), and, unless `check_weights` is false
+    (random weights), make sure each one's weights can be found. A missing checkpoint raises
+    WeightsNotFoundError (one line) here, in well under a second, instead of in a Ray actor
+    after the cluster has started. Only local sources are checked: with the hub online an
+    uncached checkpoint is downloaded by the workers. Imports no torch for the built-in specs."""
     register_from_config(custom)
     names = resolve_encoder_set(encoders)
+    if not check_weights:
+        return names
     weights = dict(weights or {})
     for name in names:
         spec = get_spec(name)
@@ -207,7 +217,5 @@ def check_encoders(
         if name in weights:
             resolve_local(spec, weights[name])
         elif hub_offline():
-            from encoders.base import _hub_source  # imports torch: only for full-size specs
-
-            _hub_source(spec)
+            hub_source(spec)
     return names

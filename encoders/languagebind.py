@@ -14,12 +14,15 @@ Parameter names follow `LanguageBind/LanguageBind_Video_merge` (the `vision_mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pipeline.config import from_mapping
 
 
 @dataclass
@@ -36,12 +39,9 @@ class LanguageBindVisionConfig:
     hidden_act: str = "gelu"
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> LanguageBindVisionConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(kwargs) - known
-        if unknown:
-            raise ValueError(f"unknown LanguageBind config keys: {sorted(unknown)}")
-        return cls(**kwargs)
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> LanguageBindVisionConfig:
+        """The config of a spec's `arch`; unknown keys are refused, naming the known ones."""
+        return from_mapping(cls, kwargs, "LanguageBind arch")
 
 
 def _activation(name: str) -> nn.Module:

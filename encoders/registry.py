@@ -62,7 +62,7 @@ def resolve_encoder_set(text: str) -> list[str]:
     return names
 
 
-# ---------------------------------------------------------------- built-in specs (MERV_SPEC.md)
+# ------------------------------------------------ built-in specs (the values of MERV's reference)
 
 # LanguageBind video tower: CLIP ViT-L/14 (OpenCLIP-initialised, so exact GELU) + temporal attn.
 _LB_ARCH = dict(
@@ -206,6 +206,9 @@ def _tiny(spec: EncoderSpec, width: int, **extra: object) -> EncoderSpec:
 
 for _spec in (LANGUAGEBIND, DINOV2, VIVIT, SIGLIP, CLIP):
     register(_spec)
+# timm's hub repo of each built-in timm checkpoint (`timm/<name>`), so that finding their weights
+# on a job's driver needs no timm (it imports torch); a test pins these to timm's own configs.
+TIMM_HUB_REPOS = {s.checkpoint: f"timm/{s.checkpoint}" for s in (DINOV2, SIGLIP)}
 # DINOv2's LayerScale starts at 1e-5 in timm, which leaves random blocks ~1e-6 from the identity
 # (adjacent layers indistinguishable); 1.0 makes each tiny block change its input by ~8%, as the
 # other tiny families' blocks do without help. Real checkpoints carry their trained LayerScale.

@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-NUM_SAMPLED_FRAMES = 32  # frames decoded per video; every encoder takes a stride of these
+from encoders.backbones import BACKENDS
+from pipeline.config import from_mapping
+from pipeline.sampling import NUM_SAMPLED_FRAMES
 
-BACKENDS = ("timm", "hf_vivit", "hf_clip", "languagebind", "hf_auto")
 RESIZES = ("squash", "short_side_center_crop")
 INTERPOLATIONS = ("bicubic", "bilinear")
 # "pil": emulate torchvision transforms on PIL images (antialiased, uint8 rounding).
@@ -46,7 +48,7 @@ class EncoderSpec:
     grid: tuple[int, int]  # raw (Hg, Wg) patch grid
     prefix_tokens: int  # leading non-patch tokens dropped (CLS, registers)
     revision: str | None = None
-    frames: int = 16  # frames fed to the model, taken from the 32 sampled with stride 32 // frames
+    frames: int = 16  # frames fed to the model: every (NUM_SAMPLED_FRAMES // frames)-th sampled one
     time_steps: int = 16  # raw T of the output grid
     image_size: int = 224
     resize: str = "squash"
@@ -97,12 +99,11 @@ class EncoderSpec:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncoderSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown EncoderSpec fields: {sorted(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any], source: str = "EncoderSpec") -> EncoderSpec:
+        """A spec from its fields (a `to_dict` result, a config entry) through the one config
+        loader: values coerced to the fields' types (lists -> tuples), unknown fields refused
+        with the list of known ones (`pipeline.config.ConfigError`, a ValueError)."""
+        return from_mapping(cls, data, source)
 
     def fingerprint(self) -> str:
         """Short sha256 of the canonical JSON of all fields; stable across processes."""

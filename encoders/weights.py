@@ -1,19 +1,17 @@
-"""Finding and reading checkpoint files: local paths first, then the HF hub (cache or network).
+"""Finding an encoder's checkpoint files: a given local path, else the HF hub (cache or network).
 
-Never unpickles arbitrary objects: safetensors is preferred, other files go through
-`torch.load(weights_only=True)`. Never runs remote code.
+Imports no torch, and for the built-in specs no timm (which imports torch): a job's driver runs
+its pre-flight check with these functions. Reading the files into tensors happens on the workers
+(`encoders.backbones._base.read_state_dict`). Never runs remote code.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from encoders.registry import TIMM_HUB_REPOS
 from encoders.spec import EncoderSpec
-
-if TYPE_CHECKING:  # torch is imported where weights are read: the job's driver never needs it
-    import torch
 
 SAFETENSORS_PATTERNS = ["*.safetensors", "*.json"]
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.json"]
@@ -56,46 +54,50 @@ def weight_files(path: Path) -> list[Path]:
     return []
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Merge every checkpoint file at `path` into one CPU state dict."""
-    files = weight_files(path)
-    if not files:
-        raise FileNotFoundError(f"no checkpoint files at {path}")
-    import torch
-
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        if f.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            part = load_file(str(f), device="cpu")
-        else:
-            part = torch.load(str(f), map_location="cpu", weights_only=True)
-        state.update(_unwrap(part, f))
-    return state
+def resolve_local(spec: EncoderSpec, weights: str | os.PathLike[str]) -> Path:
+    """`weights` as a path holding checkpoint files; WeightsNotFoundError naming it if not."""
+    path = Path(weights).expanduser()
+    if not weight_files(path):
+        raise missing_weights(spec, f"checkpoint files at '{path}' (safetensors, bin, pt, pth)")
+    return path
 
 
-def _unwrap(obj: object, source: Path) -> dict[str, torch.Tensor]:
-    import torch
+def hub_source(spec: EncoderSpec, offline: bool | None = None) -> Path:
+    """Local path to the weights `spec` names itself (no weights path given), or
+    WeightsNotFoundError: an `hf_auto` checkpoint folder, else the hub repo (for timm models
+    timm's repo of the model) from the HF cache or, unless offline, the network.
 
-    # Training checkpoints often nest the weights under one of these keys.
-    for key in ("state_dict", "model", "module"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{source} does not hold a flat tensor state dict")
-    return dict(obj)
+    `offline` defaults to HF_HUB_OFFLINE; when true only the HF cache is consulted.
+    """
+    local = Path(spec.checkpoint).expanduser()
+    if spec.backend == "hf_auto" and local.is_dir():  # a checkpoint folder named by the spec
+        return resolve_local(spec, local)
+    repo_id = _timm_hub_repo(spec) if spec.backend == "timm" else spec.checkpoint
+    return hub_snapshot(spec, repo_id, offline)
 
 
-def hub_snapshot(spec: EncoderSpec, repo_id: str) -> Path:
+def _timm_hub_repo(spec: EncoderSpec) -> str:
+    """timm's HF hub repo of a timm model; the built-in ones are known without importing timm."""
+    if spec.checkpoint in TIMM_HUB_REPOS:
+        return TIMM_HUB_REPOS[spec.checkpoint]
+    import timm.models
+
+    cfg = timm.models.get_pretrained_cfg(spec.checkpoint)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not hub_id:
+        raise missing_weights(spec, f"a HF hub id for timm model '{spec.checkpoint}' (none)")
+    return hub_id
+
+
+def hub_snapshot(spec: EncoderSpec, repo_id: str, offline: bool | None = None) -> Path:
     """Local directory with the repo's weights (+ json), from the HF cache or the hub.
 
-    Tries safetensors first, then pickle-format files. With HF_HUB_OFFLINE set only the cache
-    is consulted, so a missing checkpoint fails immediately.
+    Tries safetensors first, then pickle-format files. Offline (default: HF_HUB_OFFLINE) only
+    the cache is consulted, so a missing checkpoint fails immediately.
     """
     from huggingface_hub import snapshot_download
 
-    offline = hub_offline()
+    offline = hub_offline() if offline is None else offline
     where = f"hub repo '{repo_id}'" + (f"@{spec.revision}" if spec.revision else "")
     where += " in the local HF cache (HF_HUB_OFFLINE is set)" if offline else ""
     for patterns in (SAFETENSORS_PATTERNS, PICKLE_PATTERNS):
@@ -114,10 +116,3 @@ def hub_snapshot(spec: EncoderSpec, repo_id: str) -> Path:
         if weight_files(local):
             return local
     raise missing_weights(spec, f"{where} (no checkpoint files in the snapshot)")
-
-
-def resolve_local(spec: EncoderSpec, weights: str | os.PathLike[str]) -> Path:
-    path = Path(weights).expanduser()
-    if not weight_files(path):
-        raise missing_weights(spec, f"checkpoint files at '{path}' (safetensors, bin, pt, pth)")
-    return path

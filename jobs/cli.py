@@ -35,6 +35,13 @@ def _add_extract(sub) -> None:
     p.add_argument("--address", help="Ray cluster address (default: local in-process Ray)")
     p.add_argument("--shard-size", type=int, dest="shard_size", help="videos per shard (32)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="videos per encoder batch (4)")
+    _add_extract_resources(p)
+    _add_extract_inputs(p)
+    p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
+
+
+def _add_extract_resources(p) -> None:
+    """How much of the cluster the job uses: actors, threads, GPUs, decode tasks, dtype."""
     p.add_argument("--encoder-actors", type=int, dest="encoder_actors", help="encoder actors (1)")
     p.add_argument(
         "--encoder-threads",
@@ -57,6 +64,10 @@ def _add_extract(sub) -> None:
     )
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="encoder dtype")
     p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")
+
+
+def _add_extract_inputs(p) -> None:
+    """Which inputs to list and which earlier results to redo."""
     p.add_argument(
         "--all-files",
         action="store_const",
@@ -89,7 +100,6 @@ def _add_extract(sub) -> None:
         metavar="NAME",
         help="re-extract NAME whose spec changed (repeatable)",
     )
-    p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
 
 
 def _add_train(sub) -> None:
@@ -155,10 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args):
+    """File values, then the flags given (`--encoders a,b` is coerced to a list by the loader)."""
     from mixer import TrainConfig
-    from pipeline.config import load_section
 
-    data = load_section(args.config, "train")
     flags = {
         k: getattr(args, k)
         for k in (
@@ -176,12 +185,12 @@ def _train_config(args):
             "out",
         )
     }
-    if args.encoders:
-        flags["encoders"] = [e for e in args.encoders.split(",") if e]
-    data.update({k: v for k, v in flags.items() if v is not None})
+    flags["encoders"] = args.encoders or None  # an empty --encoders means not given
     try:
-        return TrainConfig.from_dict(data)
-    except (TypeError, ValueError) as err:
+        return build_config(TrainConfig, args.config, "train", flags)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:  # no store given, or TrainConfig.validate refuses
         raise ConfigError(f"{args.config or 'flags'} [train]: {err}") from err
 
 

@@ -6,7 +6,6 @@ the listing and the check see exactly what `merv extract --config FILE` would ru
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,24 +32,16 @@ def local_weights_state(spec: EncoderSpec, weights: dict[str, str] | None = None
     """Where this encoder's weights would come from, without touching the network."""
     if spec.tiny:
         return "random (tiny)"
-    from encoders.base import _hub_source
-    from encoders.weights import WeightsNotFoundError, weight_files
+    from encoders.weights import WeightsNotFoundError, hub_source, weight_files
 
     if weights and spec.name in weights:
         path = Path(weights[spec.name]).expanduser()
         return f"local: {path}" if weight_files(path) else f"MISSING: {path}"
-    previous = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # look in the local cache only
     try:
-        _hub_source(spec)
+        hub_source(spec, offline=True)  # look in the local cache only
         return "cached"
     except WeightsNotFoundError:
         return "not local"
-    finally:
-        if previous is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = previous
 
 
 def list_encoders(config: str | None = None, echo: Callable[[str], None] = print) -> int:
@@ -79,7 +70,8 @@ def check_encoder(
     import torch
 
     from encoders import build_encoder, get_spec
-    from pipeline.align import align_tokens
+    from encoders.align import align_tokens
+    from pipeline.sampling import NUM_SAMPLED_FRAMES
     from pipeline.synthetic import ClipSpec, render_clip
 
     config_weights = _load_config(config)
@@ -88,7 +80,8 @@ def check_encoder(
     start = time.perf_counter()
     encoder = build_encoder(spec, weights=weights)
     built = time.perf_counter() - start
-    frames = render_clip(ClipSpec("red_right", n_frames=32, size=240, shape_size=48, y=90, seed=0))
+    clip = ClipSpec("red_right", n_frames=NUM_SAMPLED_FRAMES, size=240, shape_size=48, y=90, seed=0)
+    frames = render_clip(clip)
     start = time.perf_counter()
     grid = encoder.encode([torch.from_numpy(frames)])
     aligned = align_tokens(grid)

@@ -20,10 +20,11 @@ from jobs.config import ExtractConfig
 from jobs.planning import open_or_create_store, plan_work
 from jobs.telemetry import Telemetry
 from jobs.writer import ShardWriter
+from pipeline import failures
 from pipeline.config import ConfigError, to_yaml
-from pipeline.corpus import list_videos
 from pipeline.faults import fault_point
-from pipeline.rows import work_table
+from pipeline.rows import FAILED, TIMING_COLUMNS, work_table
+from pipeline.sources import VideoItem, list_videos
 from pipeline.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -120,34 +121,8 @@ def _resolve_gpus(cfg: ExtractConfig) -> ExtractConfig:
     return dataclasses.replace(cfg, encoder_gpus=1.0 if has_gpus else 0.0)
 
 
-def _no_source(row: dict) -> dict:
-    return {
-        **row,
-        "extra": json.loads(row["extra"]),
-        "status": "failed",
-        "decode_s": 0.0,
-        "encode_s": 0.0,
-        "idle_s": 0.0,
-        "error": "missing: the store has this video but this job's input does not",
-    }
-
-
-def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
-    """Run (or resume) an extraction job; ``on_batch(telemetry)`` is called after each batch."""
-    from encoders import check_encoders, get_spec, register_from_config, resolve_encoder_set
-
-    if not cfg.input or not cfg.store:
-        raise ConfigError("extract needs an input (folder or glob) and --store")
-    try:
-        # registers the config's own encoders; a missing checkpoint fails here, in one line
-        if cfg.random_weights:  # nothing to load: register the config's encoders only
-            register_from_config(cfg.custom_encoders)
-        else:
-            check_encoders(cfg.encoders, cfg.custom_encoders, cfg.weights)
-        names = resolve_encoder_set(cfg.encoders)
-    except ValueError as err:
-        raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
-    specs = [get_spec(n) for n in names]
+def _list_corpus(cfg: ExtractConfig) -> list[VideoItem]:
+    """The job's input, listed (``pipeline.sources.list_videos``); an empty one is refused."""
     items = list_videos(
         cfg.input,
         all_files=cfg.all_files,
@@ -156,6 +131,44 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     )
     if not items:
         raise ConfigError(f"no videos found in {cfg.input}")
+    return items
+
+
+def _record_missing(todo: pa.Table, writer: ShardWriter, telemetry: Telemetry) -> pa.Table:
+    """Hand the rows without a source to the writer as failed; the rows left to decode."""
+    has_source = pc.not_equal(todo.column("source"), "")
+    for row in todo.filter(pc.invert(has_source)).to_pylist():
+        writer.add(telemetry.record(_no_source(row)))
+    return todo.filter(has_source)
+
+
+def _no_source(row: dict) -> dict:
+    """A store row the input no longer has: failed as missing, never decoded."""
+    return {
+        **row,
+        "extra": json.loads(row["extra"]),
+        "status": FAILED,
+        **dict.fromkeys(TIMING_COLUMNS, 0.0),
+        "error": f"{failures.MISSING}: the store has this video but this job's input does not",
+    }
+
+
+def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
+    """Run (or resume) an extraction job; ``on_batch(telemetry)`` is called after each batch."""
+    from encoders import check_encoders, get_spec
+
+    if not cfg.input or not cfg.store:
+        raise ConfigError("extract needs an input (videos, a manifest or tar shards) and --store")
+    try:
+        # registers the config's own encoders; a missing checkpoint fails here, in one line
+        # (random weights: nothing to load, so nothing to find)
+        names = check_encoders(
+            cfg.encoders, cfg.custom_encoders, cfg.weights, check_weights=not cfg.random_weights
+        )
+    except ValueError as err:
+        raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
+    specs = [get_spec(n) for n in names]
+    items = _list_corpus(cfg)
     store, new_videos, added = open_or_create_store(
         cfg.store,
         items,
@@ -179,10 +192,7 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     telemetry = Telemetry(store=cfg.store, videos=len(items), planned=todo.num_rows)
     writer = ShardWriter(store, plan, work)
     if missing:  # rows the store has but the input lacks: recorded as failed, never decoded
-        has_source = pc.not_equal(todo.column("source"), "")
-        for row in todo.filter(pc.invert(has_source)).to_pylist():
-            writer.add(telemetry.record(_no_source(row)))
-        todo = todo.filter(has_source)
+        todo = _record_missing(todo, writer, telemetry)
     if todo.num_rows:
         started_ray = init_ray(cfg.address)
         try:

@@ -1,16 +1,20 @@
 """Reconcile a corpus with a (possibly existing) store: what must run, for which encoders.
 
 Rows are the sorted video ids when a store is created; videos added later are appended in sorted
-order, so existing rows never move. Work is planned per shard and per encoder from the commit
-markers: a shard whose rows are all committed for an encoder is never recomputed for it.
+order, so existing rows never move. Work is planned per row and per encoder from the store's row
+status (its commit markers): a row committed for an encoder is never recomputed for it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pipeline.corpus import ShardPlan, VideoItem, plan_shards
+import numpy as np
+
+from pipeline.corpus import ShardPlan, plan_shards
+from pipeline.rows import FAILED, PENDING
+from pipeline.sources import VideoItem
 from pipeline.store import FeatureStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -21,21 +25,6 @@ class ShardWork:
     shard: int
     rows: list[int]  # rows to decode in this run
     encoders_by_row: dict[int, tuple[str, ...]]  # which encoders each of those rows needs
-
-
-@dataclass
-class WorkPlan:
-    store: FeatureStore
-    plan: ShardPlan
-    work: list[ShardWork]
-    encoders: list[str]  # the job's encoders
-    new_videos: int = 0
-    added_encoders: list[str] = field(default_factory=list)
-    not_in_input: list[str] = field(default_factory=list)  # store rows the input no longer has
-
-    @property
-    def num_work_rows(self) -> int:
-        return sum(len(w.rows) for w in self.work)
 
 
 def _spec_entry(spec) -> tuple[int, dict]:
@@ -102,26 +91,25 @@ def open_or_create_store(
 def plan_work(
     store: FeatureStore, items: list[VideoItem], encoders: list[str], retry_failed: bool = False
 ) -> tuple[ShardPlan, list[ShardWork], list[str]]:
-    ids = tuple(store.video_ids)
-    plan = ShardPlan(ids, store.shard_size)
+    """Per shard, the rows to run and the encoders each needs: the rows an encoder has not
+    committed (pending), and with ``retry_failed`` the rows it failed."""
+    plan = store.plan
+    ids = plan.video_ids
     have_source = {it.video_id for it in items}
-    markers = {name: store.commits(name) for name in encoders}
+    todo = np.zeros((len(encoders), plan.num_rows), dtype=bool)  # [encoder, row]: run it
+    for i, name in enumerate(encoders):
+        status = store.row_status(name)
+        todo[i] = (status == PENDING) | (retry_failed & (status == FAILED))
     canonical: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple object per combination
     work = []
     for shard in range(plan.num_shards):
-        shard_rows = plan.shard_rows(shard)
-        missing_by_encoder = {}
-        for name in encoders:
-            marker = markers[name].get(shard)
-            covered = store.covered_rows(name, shard, marker)
-            retry = set(marker["failed"]) if retry_failed and marker else set()
-            missing_by_encoder[name] = [r for r in shard_rows if r not in covered or r in retry]
-        rows = sorted({r for rs in missing_by_encoder.values() for r in rs})
+        span = plan.shard_rows(shard)
+        rows = (np.nonzero(todo[:, span.start : span.stop].any(axis=0))[0] + span.start).tolist()
         if not rows:
             continue
         needs = {}
         for row in rows:
-            key = tuple(n for n in encoders if row in missing_by_encoder[n])
+            key = tuple(n for n, run in zip(encoders, todo[:, row], strict=True) if run)
             needs[row] = canonical.setdefault(key, key)
         work.append(ShardWork(shard, rows, needs))
     missing = sorted(ids[r] for w in work for r in w.rows if ids[r] not in have_source)

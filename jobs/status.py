@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from pipeline.rows import FAILED, OK, PENDING
 from pipeline.store import FeatureStore
 
 
@@ -13,16 +14,15 @@ def store_status(url: str) -> dict:
     encoders = {}
     failures: dict[str, dict[str, str]] = {}
     for name in store.encoders:
-        covered = failed = 0
-        for shard, marker in store.commits(name).items():
-            covered += len(store.covered_rows(name, shard, marker))
-            failed += len(marker["failed"])
+        markers = store.commits(name)
+        for marker in markers.values():
             for row, why in marker["failed"].items():
                 failures.setdefault(ids[row], {})[name] = why
+        status = store.row_status(name, markers=markers)
         encoders[name] = {
-            "ok": covered - failed,
-            "failed": failed,
-            "pending": store.num_rows - covered,
+            "ok": int((status == OK).sum()),
+            "failed": int((status == FAILED).sum()),
+            "pending": int((status == PENDING).sum()),
             "width": store.width(name),
             "fingerprint": store.encoder_attrs(name).get("fingerprint"),
         }

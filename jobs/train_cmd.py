@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import yaml
+from pipeline.config import to_yaml
 
 
 def run_train(config, echo=print):
     from mixer import train
 
-    echo(
-        "effective config:\n"
-        + yaml.safe_dump({"train": config.to_dict()}, sort_keys=False).rstrip()
-    )
+    echo("effective config:\n" + to_yaml(config, "train").rstrip())
     result = train(config, log=echo)
     best = max((a for a in result.val_acc if a is not None), default=None)
     echo(

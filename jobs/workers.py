@@ -17,8 +17,8 @@ from pipeline.faults import fault_point
 
 
 def decode_batch(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
-    # Each row's source (path, URL or tar member) honouring its start/end; listing-time failures
-    # and fsspec hints ride in ``extra`` (see pipeline.decode_rows).
+    # Each row's source (path, URL or tar member) honouring its start/end; how to reach it and
+    # listing-time failures are the work row's own columns (see pipeline.decode_rows).
     return decode_rows(batch, num_frames)
 
 
@@ -116,7 +116,7 @@ class EncoderActor:
         """Aligned float16 features of ``videos``, forwarded in fixed-size padded chunks."""
         import torch
 
-        from pipeline.align import align_tokens
+        from encoders.align import align_tokens
 
         size = self.batch_size or len(videos)
         out = []

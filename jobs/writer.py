@@ -15,7 +15,7 @@ import numpy as np
 
 from jobs.planning import ShardWork
 from pipeline.corpus import ShardPlan
-from pipeline.rows import SCALAR_DECODE_COLUMNS
+from pipeline.rows import FAILED, OK, PENDING, SCALAR_DECODE_COLUMNS
 from pipeline.store import FeatureStore
 
 META_KEYS = ("source", *SCALAR_DECODE_COLUMNS)  # copied from the decoded row to the manifest
@@ -25,13 +25,17 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def _failures(markers: dict[int, dict], shard: int) -> dict[int, str]:
+    """Row -> reason of one shard's marker (as ``FeatureStore.commits(name, shard)`` gives it)."""
+    return dict(markers[shard]["failed"]) if markers else {}
+
+
 class ShardWriter:
     def __init__(self, store: FeatureStore, plan: ShardPlan, work: list[ShardWork]):
         self.store, self.plan = store, plan
         self.needs = {w.shard: w.encoders_by_row for w in work}
         self.pending: dict[int, dict[int, dict]] = {}
         self.write_s = 0.0
-        self.shards_written = 0
 
     @property
     def open_shards(self) -> list[int]:
@@ -47,18 +51,18 @@ class ShardWriter:
     def _write(self, shard: int, got: dict[int, dict]) -> None:
         start_time = time.perf_counter()
         store, needs = self.store, self.needs[shard]
-        rows = store.shard_rows(shard)
+        rows = self.plan.shard_rows(shard)
         written = [e for e in store.encoders if any(e in needs[r] for r in got)]
-        markers = {e: store.commit_marker(e, shard) for e in store.encoders}
+        markers = {e: store.commits(e, shard) for e in store.encoders}
         features, failed = {}, {}
         for name in written:
             block = store.read(name, rows.start, rows.stop)  # rows this run did not compute
-            reasons = dict(markers[name]["failed"]) if markers[name] else {}
+            reasons = _failures(markers[name], shard)
             for row, result in got.items():
                 if name not in needs[row]:
                     continue
                 reasons.pop(row, None)
-                if result["status"] == "ok":
+                if result["status"] == OK:
                     block[row - rows.start] = result[f"feat:{name}"]
                 else:
                     block[row - rows.start] = 0
@@ -67,36 +71,37 @@ class ShardWriter:
         manifest = self._manifest(shard, rows, got, markers, failed)
         store.write_shard(shard, features, manifest, failed)
         self.write_s += time.perf_counter() - start_time
-        self.shards_written += 1
+
+    def _entry(self, row: int, result: dict | None, old: dict[int, dict]) -> dict:
+        """A row's manifest entry: from this run's result, else as the store has it."""
+        if result is None:
+            return dict(old.get(row) or {"row": row, "video_id": self.plan.video_ids[row]})
+        ok = result["status"] == OK
+        return {
+            "row": row,
+            "video_id": self.plan.video_ids[row],
+            **{k: _plain(result[k]) for k in META_KEYS if k in result},
+            "sampled_indices": np.asarray(result["sampled_indices"]).tolist() if ok else None,
+            "timestamps": np.asarray(result["timestamps"]).tolist() if ok else None,
+            **result.get("extra", {}),
+        }
 
     def _manifest(self, shard, rows, got, markers, failed) -> list[dict]:
+        """Manifest rows of the shard; a row's status is over every encoder of the store:
+        failed if any failed it, else pending if any has not committed it, else ok."""
         old = {m["row"]: m for m in self.store.read_manifest_shard(shard)}
+        encoders = self.store.encoders
+        # Encoders this write leaves alone keep their committed status and failures.
+        kept = {n: self.store.row_status(n, shard, markers[n]) for n in encoders if n not in failed}
+        reasons_of = {
+            n: failed[n] if n in failed else _failures(markers[n], shard) for n in encoders
+        }
         out = []
         for row in rows:
-            if row in got:
-                r = got[row]
-                ok = r["status"] == "ok"
-                entry = {
-                    "row": row,
-                    "video_id": self.plan.video_ids[row],
-                    **{k: _plain(r[k]) for k in META_KEYS if k in r},
-                    "sampled_indices": np.asarray(r["sampled_indices"]).tolist() if ok else None,
-                    "timestamps": np.asarray(r["timestamps"]).tolist() if ok else None,
-                    **r.get("extra", {}),
-                }
-            else:
-                entry = dict(old.get(row) or {"row": row, "video_id": self.plan.video_ids[row]})
-            reasons, pending = [], False
-            for name in self.store.encoders:
-                if name in failed:
-                    why = failed[name].get(row)
-                else:
-                    marker = markers[name]
-                    why = marker["failed"].get(row) if marker else None
-                    pending |= row not in self.store.covered_rows(name, shard, marker)
-                if why:
-                    reasons.append(why)
-            entry["status"] = "failed" if reasons else "pending" if pending else "ok"
+            entry = self._entry(row, got.get(row), old)
+            reasons = [why for n in encoders if (why := reasons_of[n].get(row))]
+            pending = any(status[row - rows.start] == PENDING for status in kept.values())
+            entry["status"] = FAILED if reasons else PENDING if pending else OK
             entry["error"] = reasons[0] if reasons else None
             out.append(entry)
         return out

@@ -32,7 +32,7 @@ def read_spec(path: str | Path) -> ModelSpec:
         raise ValueError(
             f"{path} is not a mixer checkpoint (metadata format {meta.get('format')!r})"
         )
-    return ModelSpec.from_dict(json.loads(meta["model_spec"]))
+    return ModelSpec.from_dict(json.loads(meta["model_spec"]), source=f"{path} model_spec")
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> MervMixer:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pipeline.config import from_mapping
 
 
 @dataclass
 class TrainConfig:
-    store: str  # store URL/path (an already open store object also works, e.g. in tests)
+    # Store URL/path. TrainConfig(store=<open store>) also works (tests, notebooks); from_dict
+    # reads text only.
+    store: str
     # None = every encoder in the store, in store (MERV) order.
     encoders: list[str] | None = None
     # CSV / Parquet / JSONL with columns video_id,label; None = the manifest's `label` column.
@@ -69,18 +74,14 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], **overrides: Any) -> TrainConfig:
-        """Build from a mapping (e.g. parsed YAML); `overrides` win. Unknown keys are an error."""
-        merged = {**d, **overrides}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(known)}")
-        if "betas" in merged and merged["betas"] is not None:
-            merged["betas"] = tuple(float(b) for b in merged["betas"])
-        if merged.get("encoders") is not None:
-            merged["encoders"] = list(merged["encoders"])
-        return cls(**merged)
+    def from_dict(cls, d: Mapping[str, Any], **overrides: Any) -> TrainConfig:
+        """Build from a mapping (e.g. parsed YAML); `overrides` win.
+
+        Loading is `pipeline.config.from_mapping`'s: values are coerced to the field types (a
+        betas list becomes the tuple, "a,b" the encoders list) and unknown keys are a
+        `ConfigError` (a ValueError) naming them and the known fields.
+        """
+        return from_mapping(cls, {**d, **overrides}, source="TrainConfig")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

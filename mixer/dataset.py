@@ -30,13 +30,13 @@ class StoreReader(Protocol):
     def width(self, encoder: str) -> int: ...
     def read_rows(self, encoder: str, rows: np.ndarray) -> np.ndarray: ...
     def manifest(self) -> pa.Table: ...
-    def ok_rows(self) -> np.ndarray: ...
+    def ok_rows(self, encoders: Sequence[str] | None = None) -> np.ndarray: ...
 
 
 def open_store(store: str | StoreReader) -> StoreReader:
     if not isinstance(store, str):
         return store  # already open (tests, notebooks)
-    from pipeline.store import FeatureStore  # lazy: mixer imports without pipeline installed
+    from pipeline.store import FeatureStore  # lazy: importing mixer does not load Zarr
 
     return FeatureStore.open(store)
 
@@ -144,33 +144,69 @@ def load_features(
     pool_grid: int | None = None,
     log: Callable[[str], None] = print,
 ) -> FeatureData:
+    """The rows that are ok for `encoders` (default: all, in store order), with their labels.
+
+    Labels come from the file `labels` (CSV / Parquet / JSONL with video_id,label) or else the
+    store manifest's `label` column; classes are the sorted distinct labels of those rows.
+    Features are pooled from the stored GxG grid to `pool_grid` while reading. Raises ValueError
+    for an encoder not in the store, no usable rows, a missing label or a mis-shaped read.
+    """
     st = open_store(store)
     store_name = store if isinstance(store, str) else type(store).__name__
+    chosen = choose_encoders(st, encoders, store_name)
+    label_map, source = read_labels(st, labels, store_name)
+    rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))
+    if rows.size == 0:
+        raise ValueError(f"store {store_name} has no rows ok for every encoder of {chosen}")
+    vids = [st.video_ids[r] for r in rows]
+    classes, targets = label_targets(vids, label_map, source)
+    n_failed = len(st.video_ids) - rows.size
+    if n_failed:
+        log(f"dataset: skipping {n_failed} row(s) not ok (failed or not yet extracted)")
+    widths = [int(st.width(e)) for e in chosen]
+    return FeatureData(
+        features=read_features(st, chosen, widths, rows, pool_grid, store_name),
+        targets=targets,
+        video_ids=vids,
+        rows=rows,
+        encoders=chosen,
+        widths=widths,
+        time_steps=int(st.time_steps),
+        grid=st.grid if pool_grid is None else pool_grid,
+        classes=[str(c) for c in classes],
+    )
+
+
+def choose_encoders(st: StoreReader, encoders: Sequence[str] | None, store_name: str) -> list[str]:
+    """`encoders` in the given order (None: every encoder of the store); unknown ones refused."""
     chosen = list(st.encoders) if encoders is None else list(encoders)
     unknown = [e for e in chosen if e not in st.encoders]
     if unknown:
         raise ValueError(
             f"encoder(s) {unknown} not in store {store_name}; it has {list(st.encoders)}"
         )
+    return chosen
 
-    # Labels: either a separate file or the manifest's `label` column.
+
+def read_labels(st: StoreReader, labels: str | None, store_name: str) -> tuple[dict, str]:
+    """video id -> label from the file `labels` or the manifest's `label` column, and where."""
     if labels is not None:
         source = f"labels file {labels}"
-        label_map = labels_by_video(read_label_table(labels), source)
-    else:
-        man = st.manifest()
-        source = f"the manifest of store {store_name} (column 'label')"
-        if "label" not in man.column_names:
-            raise ValueError(
-                f"store {store_name} manifest has no 'label' column (columns: {man.column_names}); "
-                "pass TrainConfig.labels=<csv/parquet/jsonl with video_id,label>"
-            )
-        label_map = labels_by_video(man, source)
+        return labels_by_video(read_label_table(labels), source), source
+    man = st.manifest()
+    source = f"the manifest of store {store_name} (column 'label')"
+    if "label" not in man.column_names:
+        raise ValueError(
+            f"store {store_name} manifest has no 'label' column (columns: {man.column_names}); "
+            "pass TrainConfig.labels=<csv/parquet/jsonl with video_id,label>"
+        )
+    return labels_by_video(man, source), source
 
-    rows = np.sort(np.asarray(st.ok_rows(), dtype=np.int64))
-    if rows.size == 0:
-        raise ValueError(f"store {store_name} has no rows with status 'ok'")
-    vids = [st.video_ids[r] for r in rows]
+
+def label_targets(
+    vids: list[str], label_map: dict[str, Any], source: str
+) -> tuple[list[Any], Tensor]:
+    """Classes (sorted labels of `vids`) and each video's class index; every video needs one."""
     missing = [v for v in vids if v not in label_map]
     if missing:
         shown = ", ".join(repr(v) for v in missing[:5])
@@ -180,15 +216,20 @@ def load_features(
         )
     classes = class_names([label_map[v] for v in vids])
     index = {c: i for i, c in enumerate(classes)}
-    targets = torch.tensor([index[label_map[v]] for v in vids], dtype=torch.long)
-    n_failed = len(st.video_ids) - rows.size
-    if n_failed:
-        log(f"dataset: skipping {n_failed} row(s) not ok (failed or not yet extracted)")
+    return classes, torch.tensor([index[label_map[v]] for v in vids], dtype=torch.long)
 
+
+def read_features(
+    st: StoreReader,
+    chosen: list[str],
+    widths: list[int],
+    rows: np.ndarray,
+    pool_grid: int | None,
+    store_name: str,
+) -> list[Tensor]:
+    """float32 [len(rows), T, P*P, C_e] per encoder, read with one read_rows per shard."""
     grid_out = st.grid if pool_grid is None else pool_grid
-    widths = [int(st.width(e)) for e in chosen]
     feats = [torch.empty(rows.size, st.time_steps, grid_out * grid_out, w) for w in widths]
-    # Shard-aligned reads: one read_rows per (shard, encoder).
     shard_of = rows // int(st.shard_size)
     for shard in np.unique(shard_of):
         pos = np.nonzero(shard_of == shard)[0]
@@ -201,17 +242,7 @@ def load_features(
                 )
             x = torch.from_numpy(raw.astype(np.float32, copy=False))
             feats[e][torch.from_numpy(pos)] = pool_tokens(x, st.grid, pool_grid)
-    return FeatureData(
-        features=feats,
-        targets=targets,
-        video_ids=vids,
-        rows=rows,
-        encoders=chosen,
-        widths=widths,
-        time_steps=int(st.time_steps),
-        grid=grid_out,
-        classes=[str(c) for c in classes],
-    )
+    return feats
 
 
 # --- split and batches --------------------------------------------------------------------------

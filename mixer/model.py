@@ -1,21 +1,29 @@
 """The trainable model: per-encoder projectors -> fusion -> objective head.
 
-Attribute names follow the reference `MERV` module (`projectors`, `feature_fusion`) so that the
-state dict of the first two is already in the reference layout up to the fusion's own renames
-(see `mixer.export`); `head` is ours (the reference feeds the fused tokens to the LLM instead).
+Attribute names follow the reference `MERV` module (`projectors`, `feature_fusion`); the state
+dict of the first two reaches the reference layout through `mixer.export` (one more `projector.`
+level for the reference's 3davg wrapper, the cross-attention's own names); `head` is ours (the
+reference feeds the fused tokens to the LLM instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
+
+from pipeline.config import from_mapping
 
 from .fusions import FUSIONS
 from .objectives import OBJECTIVES
 from .projectors import PROJECTORS
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+    from .dataset import FeatureData
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,32 @@ class ModelSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
-        return cls(**d)
+    def from_dict(cls, d: Mapping[str, Any], source: str = "ModelSpec") -> ModelSpec:
+        """From `to_dict()`'s mapping (e.g. a checkpoint's metadata), through the one loader."""
+        return from_mapping(cls, d, source=source)
+
+    @classmethod
+    def from_train_config(cls, config: TrainConfig, data: FeatureData) -> ModelSpec:
+        """The spec for `data` under `config`.
+
+        The data decides the encoders, widths, token layout and classes; every other field is
+        the config field of the same name, so a model option is declared in `ModelSpec` and
+        `TrainConfig` and never copied by hand.
+        """
+        from_data = {
+            "encoders": data.encoders,
+            "widths": data.widths,
+            "time_steps": data.time_steps,
+            "tokens_per_step": data.grid * data.grid,
+            "num_classes": len(data.classes),
+            "classes": data.classes,
+        }
+        from_config = {
+            f.name: copy.copy(getattr(config, f.name))  # the options dicts are not shared
+            for f in fields(cls)
+            if f.name not in from_data
+        }
+        return cls(**from_data, **from_config)
 
 
 class MervMixer(nn.Module):

@@ -9,7 +9,9 @@ has no parameters), so the state-dict keys are
 - `MLPProjector` ("gelu-mlp"): `projectors.{i}.projector.0.{weight,bias}` (C_e -> d) and
   `projectors.{i}.projector.2.{weight,bias}` (d -> d), GELU between.
 
-Our modules use the same attribute names so an export is a key prefix, not a rewrite.
+Our modules use the same attribute names, so the reference's bare Linear / gelu-mlp projectors
+take our keys as they are. The released MERV configs wrap each one in a 3davg pooling projector,
+one `projector.` level deeper; `mixer.export` adds that level.
 """
 
 from __future__ import annotations

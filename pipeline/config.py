@@ -53,8 +53,10 @@ def _scalar(value: Any, annotation: type) -> Any:
 def coerce(value: Any, annotation: Any, where: str) -> Any:
     """``value`` as ``annotation`` (scalars, Optional, list, tuple, dict, Any)."""
     annotation, optional = _unwrap_optional(annotation)
-    if value is None and optional:
-        return None
+    if value is None:
+        if optional or annotation is Any:
+            return None
+        raise ConfigError(f"{where}: needs a value (an empty YAML field reads as null)")
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     try:
         if annotation is Any:

@@ -16,7 +16,7 @@ Order of work, each step there because a cheaper one can lie:
 
 Truncated or damaged files keep the frames that decode when that is at least half of them
 (noted in ``note``); otherwise they fail. Every failure is a ``DecodeError`` whose one-line
-message starts with its class (``pipeline.failures``) followed by each backend's reason.
+message starts with its class (``pipeline.failures``) followed by each decoder's reason.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import failures as F
+from pipeline import failures
 from pipeline.failures import DecodeError, one_line
 from pipeline.fetch import open_local
-from pipeline.probe import Probe, ProbeOpenError, probe
+from pipeline.probe import Probe, ProbeOpenError, decord_probe, probe
 from pipeline.sampling import NUM_SAMPLED_FRAMES, clip_range, sample_indices
+
+if TYPE_CHECKING:
+    from pipeline.sources.item import TarMember
 
 __all__ = ["DecodeError", "DecodedVideo", "decode_video"]
 log = logging.getLogger(__name__)
@@ -41,14 +45,14 @@ MAX_SHORT_SIDE = 1080
 MAX_LONG_SIDE = 3840
 MAX_SOURCE_PIXELS = 16384 * 16384  # beyond this even one decoded frame is unreasonable
 SALVAGE_MIN_FRACTION = 0.5
-BACKENDS = ("decord", "decord-1thread", "pyav")
+DECODERS = ("decord", "decord-1thread", "pyav")  # tried in this order
 
 
 _DECORD_NOISE = re.compile(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: |Stack trace.*")
 
 
 def _reason(name: str, err: BaseException) -> str:
-    """``backend: message`` without decord's timestamp and source-file prefixes."""
+    """``decoder: message`` without decord's timestamp and source-file prefixes."""
     text = _DECORD_NOISE.sub("", str(getattr(err, "detail", err))) or type(err).__name__
     return f"{name}: {one_line(text, 160)}"
 
@@ -61,7 +65,7 @@ class DecodedVideo:
     n_frames: int  # frames in the decoded range: the whole video, or the clip
     fps: float
     duration: float  # seconds covered by the decoded range
-    backend: str
+    decoder: str  # which of DECODERS gave the frames
     source_height: int = 0  # coded size before any resize or rotation
     source_width: int = 0
     rotation: int = 0  # counter-clockwise degrees applied to stand the frames upright
@@ -78,7 +82,7 @@ class DecodedVideo:
 
 @dataclass(frozen=True)
 class _Plan:
-    n_total: int  # frames in the file (what a backend must agree with)
+    n_total: int  # frames in the file (what a decoder must agree with)
     first: int  # clip range [first, stop) in source frame numbers
     stop: int
     indices: np.ndarray  # absolute frame numbers to decode
@@ -89,7 +93,7 @@ def _decode_size(w: int, h: int, max_short: int, max_long: int) -> tuple[int, in
     if w <= 0 or h <= 0:
         return None
     if w * h > MAX_SOURCE_PIXELS:
-        raise DecodeError(F.TOO_LARGE, f"frames are {w}x{h}")
+        raise DecodeError(failures.TOO_LARGE, f"frames are {w}x{h}")
     scale = min(1.0, max_short / min(w, h), max_long / max(w, h))
     if scale >= 1.0:
         return None
@@ -103,7 +107,7 @@ def _plan(
     if stop <= first:
         span = f"{info.timestamps[0]:.3f}..{info.timestamps[-1]:.3f}"
         raise DecodeError(
-            F.NO_FRAMES, f"clip [{start}, {end}) s holds no frame; frames span {span} s"
+            failures.NO_FRAMES, f"clip [{start}, {end}) s holds no frame; frames span {span} s"
         )
     indices = first + sample_indices(stop - first, num_frames)
     return _Plan(info.n_frames, first, stop, indices, _decode_size(info.width, info.height, *caps))
@@ -117,20 +121,6 @@ def _decode_decord(path: str, plan: _Plan, threads: int) -> np.ndarray:
     if len(reader) != plan.n_total:  # decord's estimate vs the packets really there
         raise RuntimeError(f"counts {len(reader)} frames, the container holds {plan.n_total}")
     return reader.get_batch([int(i) for i in plan.indices]).asnumpy()
-
-
-def _decord_probe(path: str) -> Probe:
-    """Facts from decord alone, for the rare file PyAV cannot open but decord can."""
-    import decord
-
-    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-    n = len(reader)
-    first = reader[0].shape
-    stamps = np.asarray(reader.get_frame_timestamp(list(range(n))))[:, 0].astype(np.float64)
-    fps = float(reader.get_avg_fps() or 0.0)
-    ok = np.all(np.isfinite(stamps)) and np.all(np.diff(stamps) >= 0) and stamps.min() >= 0
-    stamps = stamps - stamps[0] if ok else np.arange(n) / (fps or 1.0)
-    return Probe("decord", "", int(first[1]), int(first[0]), 0, fps, stamps, n)
 
 
 def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str | None]:
@@ -170,18 +160,22 @@ def _decode_pyav(path: str, plan: _Plan) -> tuple[np.ndarray, _Plan, str | None]
     want = plan.stop - plan.first
     have = max(0, min(plan.stop, count) - plan.first)
     if have < max(1, math.ceil(SALVAGE_MIN_FRACTION * want)):
-        raise DecodeError(F.UNDECODABLE, f"only {have} of {want} frames decode ({err or 'EOF'})")
+        raise DecodeError(
+            failures.UNDECODABLE, f"only {have} of {want} frames decode ({err or 'EOF'})"
+        )
     indices = plan.first + sample_indices(have, plan.indices.size)
     salvaged = _Plan(plan.n_total, plan.first, plan.first + have, indices, plan.size)
     kept, _, _ = _pyav_pass(path, salvaged)
     if not all(int(i) in kept for i in indices):
-        raise DecodeError(F.UNDECODABLE, f"frame count unstable between passes ({err or 'EOF'})")
+        raise DecodeError(
+            failures.UNDECODABLE, f"frame count unstable between passes ({err or 'EOF'})"
+        )
     note = f"salvaged {have} of {want} frames ({err or 'early end of stream'})"
     return np.stack([kept[int(i)] for i in indices]), salvaged, note
 
 
 def _finish(
-    frames: np.ndarray, plan: _Plan, info: Probe, backend: str, note: str | None
+    frames: np.ndarray, plan: _Plan, info: Probe, decoder: str, note: str | None
 ) -> DecodedVideo:
     k = info.rotation // 90
     if k:
@@ -199,7 +193,7 @@ def _finish(
         plan.stop - plan.first,
         info.fps,
         duration,
-        backend,
+        decoder,
         info.height,
         info.width,
         info.rotation,
@@ -222,7 +216,7 @@ def _decode_file(
     start: float | None,
     end: float | None,
     caps: tuple[int, int],
-    backends: tuple[str, ...],
+    decoders: tuple[str, ...],
 ) -> DecodedVideo:
     reasons: list[str] = []
     try:
@@ -230,10 +224,12 @@ def _decode_file(
     except ProbeOpenError as err:  # PyAV cannot open it: decord still gets its try
         reasons.append(err.detail)
         try:
-            info = _decord_probe(path)
+            info = decord_probe(path)
         except Exception as derr:  # noqa: BLE001
             reasons.append(_reason("decord", derr))
-            raise DecodeError(F.EMPTY if size == 0 else err.kind, "; ".join(reasons)) from derr
+            raise DecodeError(
+                failures.EMPTY if size == 0 else err.kind, "; ".join(reasons)
+            ) from derr
         plan = _plan(info, num_frames, start, end, caps)
         try:
             frames = _check(_decode_decord(path, plan, 1), plan, info)
@@ -242,7 +238,7 @@ def _decode_file(
             raise DecodeError(err.kind, "; ".join(reasons)) from derr
         return _finish(frames, plan, info, "decord-1thread", "pyav could not open the file")
     plan = _plan(info, num_frames, start, end, caps)
-    for name in backends:
+    for name in decoders:
         if name.startswith("decord") and not info.decord_safe:
             continue
         try:
@@ -251,10 +247,10 @@ def _decode_file(
                 return _finish(_check(frames, used, info), used, info, name, note)
             frames = _decode_decord(path, plan, threads=0 if name == "decord" else 1)
             return _finish(_check(frames, plan, info), plan, info, name, None)
-        except Exception as err:  # noqa: BLE001 - every backend error becomes a reason
+        except Exception as err:  # noqa: BLE001 - every decoder's error becomes a reason
             log.debug("%s failed on %s: %s", name, path, err)
             reasons.append(_reason(name, err))
-    raise DecodeError(F.UNDECODABLE, "; ".join(reasons) or "no backend applies")
+    raise DecodeError(failures.UNDECODABLE, "; ".join(reasons) or "no decoder applies")
 
 
 def decode_video(
@@ -264,15 +260,33 @@ def decode_video(
     start: float | None = None,
     end: float | None = None,
     storage_options: dict | None = None,
-    member: dict | None = None,
+    member: TarMember | None = None,
     max_short_side: int = MAX_SHORT_SIDE,
     max_long_side: int = MAX_LONG_SIDE,
-    backends: tuple[str, ...] = BACKENDS,
+    decoders: tuple[str, ...] = DECODERS,
 ) -> DecodedVideo:
-    """Decode the ``num_frames`` sampled frames of ``source`` (path, fsspec URL or
-    ``tar://member::shard`` URL, with its byte range in ``member``), optionally of the clip
-    [start, end) seconds."""
+    """Decode the ``num_frames`` sampled frames of ``source``, or of its clip [start, end).
+
+    Args:
+        source: a local path, an fsspec URL, or a ``tar://member::shard`` URL.
+        num_frames: how many frames to sample (the reference's ``linspace`` rule).
+        start, end: clip bounds in seconds (None = the start or end of the video); frames are
+            chosen by their timestamps.
+        storage_options: fsspec options for a URL or a tar member's shard.
+        member: a WebDataset member's byte range in its shard: one ranged read instead of
+            fsspec's tar scan.
+        max_short_side, max_long_side: larger frames are shrunk while decoding.
+        decoders: the decoders to try, in order (a subset of ``DECODERS``).
+
+    Returns:
+        The frames (uint8, upright), their source frame numbers and timestamps, and what
+        decoding found (``DecodedVideo``).
+
+    Raises:
+        DecodeError: whenever no frames come out; ``str(err)`` is one line that starts with
+            its class (``pipeline.failures``: missing, unreachable, corrupt, no-frames, ...).
+    """
     with open_local(source, storage_options, member) as (path, size):
         return _decode_file(
-            path, size, num_frames, start, end, (max_short_side, max_long_side), backends
+            path, size, num_frames, start, end, (max_short_side, max_long_side), decoders
         )

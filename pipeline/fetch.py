@@ -17,10 +17,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pipeline import failures as F
+from pipeline import failures
 from pipeline.failures import DecodeError, one_line
+
+if TYPE_CHECKING:  # not at run time: pipeline.sources imports this module
+    from pipeline.sources.item import TarMember
 
 T = TypeVar("T")
 
@@ -67,12 +70,12 @@ def classify_read_error(err: BaseException, what: str) -> DecodeError:
     if is_transient(err):
         cause = [e for e in _chain(err) if _transient_one(e)][0]
         return DecodeError(
-            F.UNREACHABLE,
+            failures.UNREACHABLE,
             f"{what}: {type(cause).__name__}: {one_line(cause, 200)} (after {RETRIES} tries)",
         )
     if isinstance(err, (FileNotFoundError, KeyError)):
-        return DecodeError(F.MISSING, detail)
-    return DecodeError(F.UNREADABLE, detail)
+        return DecodeError(failures.MISSING, detail)
+    return DecodeError(failures.UNREADABLE, detail)
 
 
 def with_retry(fn: Callable[[], T], tries: int = RETRIES, backoff: float = BACKOFF_S) -> T:
@@ -91,7 +94,7 @@ def check_local(path: str) -> int:
     """Size of a local file, or a classified DecodeError (missing, directory, unreadable)."""
     try:
         if os.path.isdir(path):
-            raise DecodeError(F.UNREADABLE, f"{path} is a directory")
+            raise DecodeError(failures.UNREADABLE, f"{path} is a directory")
         size = os.path.getsize(path)
         with open(path, "rb") as f:  # permission and I/O errors show here, not in a decoder
             f.read(1)
@@ -107,27 +110,35 @@ def _suffix(name: str) -> str:
     return ext.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", ext) else ".bin"
 
 
-def _copy(source: str, dst: str, storage_options: dict, member: dict | None, max_bytes: int) -> int:
+def _copy_member(member: TarMember, dst: str, storage_options: dict, max_bytes: int) -> int:
+    """A WebDataset member: one ranged read of its shard, no tar scan."""
     import fsspec
 
-    if member:  # a WebDataset member: one ranged read of its shard, no tar scan
-        offset, size = int(member["offset"]), int(member["size"])
-        if size > max_bytes:
-            raise DecodeError(F.TOO_LARGE, f"{size} bytes > cap {max_bytes}")
-        with fsspec.open(member["shard"], "rb", **storage_options) as f, open(dst, "wb") as out:
-            f.seek(offset)
-            remaining = size
-            while remaining:
-                chunk = f.read(min(_COPY_CHUNK, remaining))
-                if not chunk:
-                    raise DecodeError(
-                        F.CORRUPT,
-                        f"tar member cut short: {size - remaining} of "
-                        f"{size} bytes in {member['shard']}",
-                    )
-                out.write(chunk)
-                remaining -= len(chunk)
-        return size
+    size = member.size
+    if size > max_bytes:
+        raise DecodeError(failures.TOO_LARGE, f"{size} bytes > cap {max_bytes}")
+    with fsspec.open(member.shard, "rb", **storage_options) as f, open(dst, "wb") as out:
+        f.seek(member.offset)
+        remaining = size
+        while remaining:
+            chunk = f.read(min(_COPY_CHUNK, remaining))
+            if not chunk:
+                raise DecodeError(
+                    failures.CORRUPT,
+                    f"tar member cut short: {size - remaining} of {size} bytes in {member.shard}",
+                )
+            out.write(chunk)
+            remaining -= len(chunk)
+    return size
+
+
+def _copy(
+    source: str, dst: str, storage_options: dict, member: TarMember | None, max_bytes: int
+) -> int:
+    import fsspec
+
+    if member:
+        return _copy_member(member, dst, storage_options, max_bytes)
     copied = 0
     if "::" in source and storage_options:  # chained URL: the options belong to the inner one
         inner = source.split("::", 1)[1]
@@ -136,7 +147,7 @@ def _copy(source: str, dst: str, storage_options: dict, member: dict | None, max
         while chunk := f.read(_COPY_CHUNK):
             copied += len(chunk)
             if copied > max_bytes:
-                raise DecodeError(F.TOO_LARGE, f"more than {max_bytes} bytes")
+                raise DecodeError(failures.TOO_LARGE, f"more than {max_bytes} bytes")
             out.write(chunk)
     return copied
 
@@ -145,14 +156,14 @@ def _copy(source: str, dst: str, storage_options: dict, member: dict | None, max
 def open_local(
     source: str,
     storage_options: dict | None = None,
-    member: dict | None = None,
+    member: TarMember | None = None,
     max_bytes: int = MAX_FETCH_BYTES,
 ) -> Iterator[tuple[str, int]]:
     """Yield ``(local path, size in bytes)`` for ``source``; remote copies are deleted after.
 
-    ``member`` (``{"shard", "offset", "size"}``, from the WebDataset listing) reads a tar member
-    by its byte range; without it a ``tar://member::shard`` source goes through fsspec's tar
-    filesystem, which scans the shard's headers first.
+    ``member`` (from the WebDataset listing) reads a tar member by its byte range; without it a
+    ``tar://member::shard`` source goes through fsspec's tar filesystem, which scans the shard's
+    headers first.
     """
     if not is_url(source) and not member:
         path = local_path(source)

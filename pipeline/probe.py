@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import failures as F
+from pipeline import failures
 from pipeline.failures import DecodeError, one_line
 
 # Containers decord reads but seeks wrongly in (MPEG-PS/TS: right count, wrong frames at sparse
@@ -49,13 +49,11 @@ class ProbeOpenError(DecodeError):
 @dataclass
 class Probe:
     format: str
-    codec: str
     width: int
     height: int
     rotation: int  # counter-clockwise degrees the frames must turn to stand upright (0/90/180/270)
     fps: float
     timestamps: np.ndarray  # float64 [n], seconds from the first frame, presentation order
-    header_frames: int  # what the container claims (0 = unknown)
 
     @property
     def n_frames(self) -> int:
@@ -100,6 +98,31 @@ def _fps(stream, timestamps: np.ndarray) -> float:
     return 0.0
 
 
+def _demux(container, stream) -> tuple[list[int], float | None]:
+    """Every packet's presentation time (pts, else dts, else its number) and the rotation that
+    rides on the first decoded frame; a damaged tail ends the pass, not the probe."""
+    import av
+
+    times: list[int] = []
+    rotation_deg: float | None = None
+    first_frame_seen = False
+    try:
+        for i, packet in enumerate(container.demux(stream)):
+            if packet.size <= 0:
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            times.append(stamp if stamp is not None else i)
+            if not first_frame_seen and i < _FIRST_FRAME_TRIES:  # rotation rides on frames
+                try:
+                    for frame in packet.decode():
+                        first_frame_seen, rotation_deg = True, frame.rotation
+                except av.error.FFmpegError:
+                    pass
+    except av.error.FFmpegError:
+        pass  # truncated or damaged tail: the packets read so far are what exists
+    return times, rotation_deg
+
+
 def probe(path: str) -> Probe:
     """Probe ``path``; raises DecodeError for files that hold no decodable video at all.
 
@@ -111,35 +134,23 @@ def probe(path: str) -> Probe:
     try:
         container = av.open(path, metadata_errors="ignore")
     except Exception as err:  # noqa: BLE001 - any open failure: not media, or broken media
-        kind = F.NOT_VIDEO if looks_like_non_media(path) else F.CORRUPT
+        kind = failures.NOT_VIDEO if looks_like_non_media(path) else failures.CORRUPT
         raise ProbeOpenError(kind, f"pyav: {type(err).__name__}: {one_line(err, 160)}") from err
     with container:
         fmt = container.format.name
         if set(fmt.split(",")) & NOT_VIDEO_FORMATS:
-            raise DecodeError(F.NOT_VIDEO, f"pyav: read as {fmt!r} (text rendered as frames)")
+            raise DecodeError(
+                failures.NOT_VIDEO, f"pyav: read as {fmt!r} (text rendered as frames)"
+            )
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no"]
-            raise DecodeError(F.NO_VIDEO_STREAM, f"pyav: {fmt} with {'/'.join(kinds)} streams only")
+            raise DecodeError(
+                failures.NO_VIDEO_STREAM, f"pyav: {fmt} with {'/'.join(kinds)} streams only"
+            )
         stream = container.streams.video[0]
-        times: list[int] = []
-        rotation_deg: float | None = None
-        first_frame_seen = False
-        try:
-            for i, packet in enumerate(container.demux(stream)):
-                if packet.size <= 0:
-                    continue
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                times.append(stamp if stamp is not None else i)
-                if not first_frame_seen and i < _FIRST_FRAME_TRIES:  # rotation rides on frames
-                    try:
-                        for frame in packet.decode():
-                            first_frame_seen, rotation_deg = True, frame.rotation
-                    except av.error.FFmpegError:
-                        pass
-        except av.error.FFmpegError:
-            pass  # truncated or damaged tail: the packets read so far are what exists
+        times, rotation_deg = _demux(container, stream)
         if not times:
-            raise DecodeError(F.NO_FRAMES, f"pyav: {fmt} video stream holds no frames")
+            raise DecodeError(failures.NO_FRAMES, f"pyav: {fmt} video stream holds no frames")
         tb = float(stream.time_base) if stream.time_base else 0.0
         stamps = np.sort(np.asarray(times, dtype=np.int64))
         if tb <= 0:  # no time base: frame numbers only
@@ -149,14 +160,25 @@ def probe(path: str) -> Probe:
         fps = _fps(stream, timestamps)
         if tb <= 0 and fps > 0:
             timestamps = timestamps / fps
-        ctx = stream.codec_context
         return Probe(
             format=fmt,
-            codec=ctx.name if ctx else "",
             width=int(stream.width or 0),
             height=int(stream.height or 0),
             rotation=_rotation(rotation_deg),
             fps=fps,
             timestamps=timestamps,
-            header_frames=int(stream.frames or 0),
         )
+
+
+def decord_probe(path: str) -> Probe:
+    """Facts from decord alone, for the rare file PyAV cannot open but decord can."""
+    import decord
+
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    n = len(reader)
+    first = reader[0].shape
+    stamps = np.asarray(reader.get_frame_timestamp(list(range(n))))[:, 0].astype(np.float64)
+    fps = float(reader.get_avg_fps() or 0.0)
+    ok = np.all(np.isfinite(stamps)) and np.all(np.diff(stamps) >= 0) and stamps.min() >= 0
+    stamps = stamps - stamps[0] if ok else np.arange(n) / (fps or 1.0)
+    return Probe("decord", int(first[1]), int(first[0]), 0, fps, stamps)

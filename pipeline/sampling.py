@@ -2,7 +2,8 @@
 
 One decode per video feeds every encoder: 32 indices from ``numpy.linspace(0, n - 1, 32)``
 truncated to int (endpoints included, repeated indices when the clip is short). ViViT takes all
-32; every 16-frame encoder takes every second one (sampled frames 0, 2, ..., 30).
+32; every 16-frame encoder takes every second one (sampled frames 0, 2, ..., 30; the encoder's
+``frame_stride``, see ``encoders.spec``).
 
 Clips (``start``/``end`` seconds from a manifest) select frames by their presentation
 timestamps, not by ``index / fps``, so variable-frame-rate videos cut where the user asked; the
@@ -38,13 +39,3 @@ def clip_range(timestamps: np.ndarray, start: float | None, end: float | None) -
     if end is not None and not np.isnan(end):
         stop = int(np.searchsorted(ts, end - _EPS, side="left"))
     return first, max(first, stop)
-
-
-def encoder_frame_positions(num_sampled: int, encoder_frames: int) -> np.ndarray:
-    """Positions within the sampled frames that an encoder taking ``encoder_frames`` uses."""
-    if num_sampled % encoder_frames:
-        raise ValueError(
-            f"encoder wants {encoder_frames} frames, which does not divide the "
-            f"{num_sampled} sampled frames"
-        )
-    return np.arange(0, num_sampled, num_sampled // encoder_frames)

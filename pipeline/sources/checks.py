@@ -1,4 +1,4 @@
-"""Make a listing safe to plan: valid unique ids, storable extra columns, hints attached.
+"""Make a listing safe to plan: valid unique ids, storable extra columns, fsspec options set.
 
 Ids from manifests and tar keys are user data. They are only ever stored as strings (the store
 never builds a path from one), but an id that *looks* like a path escape (``../x``, ``/etc``,
@@ -21,47 +21,31 @@ import json
 import math
 import re
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
-from pipeline import failures as F
-from pipeline.corpus import HINTS_KEY, VideoItem
+from pipeline import failures
 from pipeline.fetch import is_url
+from pipeline.rows import CLIP_COLUMNS, DECODE_FACT_COLUMNS, MANIFEST_COLUMNS
+from pipeline.sources.item import FILE, URL, VideoItem
 
 MAX_ID_LENGTH = 512
 # Manifest columns the pipeline writes itself: an input column of the same name is kept as
 # ``input_<name>`` instead of overwriting (or being overwritten by) the pipeline's value.
-PIPELINE_COLUMNS = frozenset(
-    {
-        "row",
-        "video_id",
-        "source",
-        "status",
-        "error",
-        "n_frames",
-        "fps",
-        "duration",
-        "height",
-        "width",
-        "decoder",
-        "sampled_indices",
-        "timestamps",
-        "start",
-        "end",
-        "clip_start",
-        "clip_end",
-        "source_height",
-        "source_width",
-        "rotation",
-        "decode_note",
-        HINTS_KEY,
-    }
-)
+PIPELINE_COLUMNS = frozenset((*MANIFEST_COLUMNS, *CLIP_COLUMNS, *DECODE_FACT_COLUMNS))
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def kind_of(source: str) -> str:
+    """``URL`` for an fsspec URL, else ``FILE`` (a local path, ``file://`` included)."""
+    return URL if is_url(source) else FILE
 
 
 def failed_item(video_id: Any, source: str, reason: str, extra: dict | None = None) -> VideoItem:
     """An item that fails with ``reason`` without being read."""
-    return VideoItem(video_id, source, extra={**(extra or {}), HINTS_KEY: {"error": reason}})
+    return VideoItem(
+        video_id, source, extra=dict(extra or {}), source_kind=kind_of(source), error=reason
+    )
 
 
 def _seconds(value: Any) -> float | None:
@@ -129,7 +113,7 @@ def _scalar(value: Any) -> Any:
 
 def _normalise_extras(items: list[VideoItem]) -> list[dict[str, Any]]:
     """One Arrow-friendly type per column: int+float -> float, any other mix -> strings."""
-    rows = [{k: _scalar(v) for k, v in it.extra.items() if k != HINTS_KEY} for it in items]
+    rows = [{k: _scalar(v) for k, v in it.extra.items()} for it in items]
     columns = {k for r in rows for k in r}
     for col in columns:
         types = {type(r[col]) for r in rows if r.get(col) is not None}
@@ -156,29 +140,28 @@ def _normalise_extras(items: list[VideoItem]) -> list[dict[str, Any]]:
 
 def finalize(items: list[VideoItem], storage_options: dict | None = None) -> list[VideoItem]:
     """Valid unique ids (refused and duplicate entries become failing items), storable extra
-    columns, hints for the decode worker; sorted by video id."""
+    columns, ``storage_options`` on every item read through fsspec; sorted by video id."""
     taken = {it.video_id for it in items if isinstance(it.video_id, str)}
     first: dict[str, str] = {}
     dups: Counter[str] = Counter()
+    shared_options = dict(storage_options) if storage_options else None  # one copy for all
     out = []
     for item, extra in zip(items, _normalise_extras(items), strict=True):
-        hints, vid = item.hints, item.video_id
+        vid, error = item.video_id, item.error
         problem = check_id(vid)
         if problem:
             digest = hashlib.sha1(repr(vid).encode()).hexdigest()[:10]
             vid = _fresh(f"#invalid-{digest}", taken)
-            hints["error"] = f"{F.INVALID_ID}: {problem}: {repr(item.video_id)[:80]}"
+            error = f"{failures.INVALID_ID}: {problem}: {repr(item.video_id)[:80]}"
         elif vid in first:
             dups[vid] += 1
             vid = _fresh(f"{vid}#dup{dups[vid]}", taken)
-            hints["error"] = (
-                f"{F.DUPLICATE_ID}: {item.video_id!r} is already the id of {first[item.video_id]}"
+            error = (
+                f"{failures.DUPLICATE_ID}: {item.video_id!r} is already the id of "
+                f"{first[item.video_id]}"
             )
         else:
             first[vid] = item.source
-        if storage_options and (is_url(item.source) or "member" in hints):
-            hints["storage_options"] = dict(storage_options)
-        if hints:
-            extra[HINTS_KEY] = hints
-        out.append(VideoItem(vid, item.source, item.start, item.end, extra))
+        options = shared_options if item.source_kind != FILE else None
+        out.append(replace(item, video_id=vid, extra=extra, storage_options=options, error=error))
     return sorted(out, key=lambda it: it.video_id)

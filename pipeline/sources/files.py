@@ -7,8 +7,9 @@ import os
 import posixpath
 from pathlib import Path
 
-from pipeline.corpus import VIDEO_EXTENSIONS, VideoItem
 from pipeline.fetch import is_url, local_path
+from pipeline.sources.checks import kind_of
+from pipeline.sources.item import VIDEO_EXTENSIONS, VideoItem
 
 
 def _has_video_ext(path: str) -> bool:
@@ -22,7 +23,7 @@ def _ids(rel: dict[str, str]) -> list[VideoItem]:
     for source, r in rel.items():
         stems.setdefault(posixpath.splitext(r)[0], []).append(source)
     return [
-        VideoItem(stem if len(group) == 1 else rel[s], s)
+        VideoItem(stem if len(group) == 1 else rel[s], s, source_kind=kind_of(s))
         for stem, group in stems.items()
         for s in group
     ]

@@ -25,10 +25,10 @@ import os
 import posixpath
 from typing import Any
 
-from pipeline import failures as F
-from pipeline.corpus import VideoItem
+from pipeline import failures
 from pipeline.fetch import is_url, local_path
-from pipeline.sources.checks import clip_bounds, failed_item
+from pipeline.sources.checks import clip_bounds, failed_item, kind_of
+from pipeline.sources.item import VideoItem
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ def read_manifest(
     for n, record in enumerate(records, 1):
         if not isinstance(record, dict):
             items.append(
-                failed_item(f"#entry-{n}", url, f"{F.INVALID_ENTRY}: entry {n} is not an object")
+                failed_item(
+                    f"#entry-{n}", url, f"{failures.INVALID_ENTRY}: entry {n} is not an object"
+                )
             )
             continue
         id_col, raw_id = _pick(record, ID_COLUMNS)
@@ -155,7 +157,7 @@ def read_manifest(
                 failed_item(
                     vid,
                     url,
-                    f"{F.INVALID_ENTRY}: entry {n} has no video path "
+                    f"{failures.INVALID_ENTRY}: entry {n} has no video path "
                     f"(columns {sorted(record)[:8]})",
                     extra,
                 )
@@ -167,7 +169,7 @@ def read_manifest(
         try:
             start, end = clip_bounds(record.get("start"), record.get("end"))
         except (TypeError, ValueError) as err:
-            items.append(failed_item(vid, source, f"{F.INVALID_CLIP}: {err}", extra))
+            items.append(failed_item(vid, source, f"{failures.INVALID_CLIP}: {err}", extra))
             continue
-        items.append(VideoItem(vid, source, start, end, extra))
+        items.append(VideoItem(vid, source, start, end, extra, source_kind=kind_of(source)))
     return items

@@ -22,11 +22,11 @@ import tarfile
 
 from braceexpand import braceexpand
 
-from pipeline import failures as F
-from pipeline.corpus import HINTS_KEY, VIDEO_EXTENSIONS, VideoItem
+from pipeline import failures
 from pipeline.failures import DecodeError, one_line
 from pipeline.fetch import classify_read_error, is_url, local_path, with_retry
 from pipeline.sources.checks import clip_bounds, failed_item
+from pipeline.sources.item import TAR_MEMBER, VIDEO_EXTENSIONS, TarMember, VideoItem
 
 TAR_SUFFIXES = (".tar",)
 _KEY = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # WebDataset's key / extension split
@@ -109,14 +109,23 @@ def _samples(url: str, members, all_files: bool) -> list[VideoItem]:
         if chosen is None:
             continue
         extra, start, end = _sample_extra([(e, d) for e, _, d in group if d is not None])
-        info = chosen[1]
-        hints: dict = {"member": {"shard": url, "offset": info.offset_data, "size": info.size}}
+        info, error = chosen[1], None
         try:
             start, end = clip_bounds(start, end)
         except (TypeError, ValueError) as err:
-            hints["error"], start, end = f"{F.INVALID_CLIP}: {err}", None, None
-        extra[HINTS_KEY] = hints
-        items.append(VideoItem(key, f"tar://{info.name}::{url}", start, end, extra))
+            error, start, end = f"{failures.INVALID_CLIP}: {err}", None, None
+        items.append(
+            VideoItem(
+                key,
+                f"tar://{info.name}::{url}",
+                start,
+                end,
+                extra,
+                source_kind=TAR_MEMBER,
+                member=TarMember(url, info.offset_data, info.size),
+                error=error,
+            )
+        )
     return items
 
 
@@ -134,7 +143,7 @@ def list_shards(
             reason = classify_read_error(err, url)
             if isinstance(err, tarfile.TarError):
                 reason = DecodeError(
-                    F.CORRUPT,
+                    failures.CORRUPT,
                     f"{url}: not a readable tar after {len(members)} members: {one_line(err, 120)}",
                 )
             name = posixpath.basename(url.split("?")[0])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,7 +153,7 @@ def test_hf_auto_checkpoint_folder_loads_weights_and_processor(tmp_path: Path) -
         ),
         (
             {"name": "cc_x", "backend": "timm", "checkpoint": "vit_tiny_patch16_224", "layr": -2},
-            "unknown EncoderSpec fields",
+            r"unknown field\(s\) \[.layr.\]; known fields: .*.layer.",
         ),
         ({"name": "cc_x", "backend": "hf_auto", "checkpoint": "org/not-cached"}, "model_type"),
         ("cc_x", "expected a mapping"),
@@ -172,3 +175,58 @@ def test_preflight_checks_local_weights(tmp_path: Path) -> None:
     with pytest.raises(WeightsNotFoundError, match="HF_HUB_OFFLINE"):
         check_encoders("cc_real")  # offline (conftest): looks in the HF cache only
     assert check_encoders("tiny") == resolve_encoder_set("tiny")  # tiny needs no weights
+
+
+BUILTIN = ["languagebind", "dinov2", "vivit", "siglip", "clip"]
+_PREFLIGHT = """
+import json, sys
+from pathlib import Path
+from encoders import EncoderSpec, WeightsNotFoundError, check_encoders, list_specs
+
+missing = {}
+ckpt, builtin = Path(sys.argv[1]), sys.argv[2:]
+for name in builtin:
+    try:  # offline, empty HF cache: every backend's hub lookup runs and misses
+        check_encoders(name)
+    except WeightsNotFoundError as err:
+        missing[name] = str(err)
+found = check_encoders(",".join(builtin), weights={n: str(ckpt) for n in builtin})
+check_encoders("merv", check_weights=False)
+check_encoders("tiny")
+assert all(EncoderSpec.from_dict(s.to_dict()) == s for s in list_specs())
+heavy = sorted(m for m in ("torch", "timm", "transformers") if m in sys.modules)
+print(json.dumps({"missing": missing, "found": found, "heavy": heavy}))
+"""
+
+
+def test_preflight_of_builtin_encoders_imports_no_torch(tmp_path: Path) -> None:
+    # The driver plans and writes only: specs, registries and finding weights stay torch-free.
+    ckpt = tmp_path / "model.safetensors"
+    ckpt.write_bytes(b"")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    out = subprocess.run(
+        [sys.executable, "-c", _PREFLIGHT, str(ckpt), *BUILTIN],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    assert result["found"] == ["languagebind", "dinov2", "vivit", "siglip", "clip"]
+    assert sorted(result["missing"]) == sorted(BUILTIN)
+    assert "'timm/vit_large_patch14_reg4_dinov2.lvd142m'" in result["missing"]["dinov2"]
+
+
+def test_builtin_timm_hub_repos_are_timms_own() -> None:
+    # The driver finds built-in timm weights without timm; the repos must be the ones timm uses.
+    import timm.models
+
+    from encoders.registry import TIMM_HUB_REPOS
+
+    builtin = [get_spec(n) for n in BUILTIN]
+    builtin_timm = {s.checkpoint for s in builtin if s.backend == "timm"}
+    assert set(TIMM_HUB_REPOS) == builtin_timm
+    for checkpoint, repo in TIMM_HUB_REPOS.items():
+        assert timm.models.get_pretrained_cfg(checkpoint).hf_hub_id == repo

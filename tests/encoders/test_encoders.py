@@ -55,8 +55,8 @@ def test_encode_shape_and_finite(name: str, tiny_encoders, videos) -> None:
 
 # Kept layers. The reference is each library's own full-depth model holding the weights our
 # tiny encoder was built with (same constructor under the same seed; checked tensor by tensor
-# against our pruned model), run as the library runs it. Which hidden state MERV keeps is written
-# out per encoder (MERV_SPEC.md), and every tiny block changes its input clearly, so taking the
+# against our pruned model), run as the library runs it. Which hidden state MERV's reference keeps
+# is written out per encoder, and every tiny block changes its input clearly, so taking the
 # neighbouring layer, or adding/dropping the final norm, fails the comparison.
 
 

@@ -78,7 +78,7 @@ def _colour_stamped_video() -> torch.Tensor:
     return video
 
 
-# MERV_SPEC.md: every 16-frame encoder takes sampled frames 0, 2, ..., 30; ViViT takes all 32.
+# MERV's reference: every 16-frame encoder takes sampled frames 0, 2, ..., 30; ViViT takes all 32.
 EVERY_SECOND = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]
 
 

@@ -58,7 +58,7 @@ def test_default_specs_match_merv_reference() -> None:
         assert spec.time_steps == 16 and spec.image_size == 224 and not spec.tiny
 
 
-# MERV_SPEC.md's preprocessing table, copied by hand (CLIP: the openai CLIP image processor).
+# MERV's reference preprocessing, copied by hand (CLIP: the openai CLIP image processor).
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 CLIP_STATS = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
@@ -184,3 +184,40 @@ def test_invalid_spec_rejected() -> None:
         get_spec("dinov2").replace(frames=12)
     with pytest.raises(ValueError, match="resize"):
         get_spec("dinov2").replace(resize="letterbox")
+
+
+def test_backends_are_the_decorated_backbone_classes() -> None:
+    from encoders.backbones import BACKENDS, backbone_class
+    from encoders.backbones._base import Backbone
+
+    assert BACKENDS == ("hf_auto", "hf_clip", "hf_vivit", "languagebind", "timm")
+    for name in BACKENDS:
+        cls = backbone_class(name)
+        assert issubclass(cls, Backbone) and cls.__module__ == f"encoders.backbones.{name}"
+    assert {s.backend for s in list_specs()} <= set(BACKENDS)
+    with pytest.raises(ValueError, match="unknown backend 'nope'; known backends: hf_auto, "):
+        backbone_class("nope")
+
+
+def test_backbone_decorator_refuses_a_name_that_is_not_its_file() -> None:
+    from encoders.backbones import register_backbone
+
+    with pytest.raises(ValueError, match="must be defined in encoders.backbones.timm"):
+
+        @register_backbone("timm")
+        class Elsewhere:  # defined in this test module, not in encoders/backbones/timm.py
+            pass
+
+
+def test_spec_backend_is_checked_against_the_registry() -> None:
+    with pytest.raises(ValueError, match=r"backend 'nope' not in \('hf_auto', 'hf_clip'"):
+        get_spec("dinov2").replace(backend="nope")
+
+
+def test_from_dict_refuses_unknown_fields_naming_the_known_ones() -> None:
+    data = get_spec("dinov2").to_dict()
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['layr'\]; known fields: .*'layer'"):
+        EncoderSpec.from_dict({**data, "layr": -2})
+    # JSON-ish values are coerced to the fields' types: the same spec, the same fingerprint
+    again = EncoderSpec.from_dict({**data, "grid": [16.0, 16], "frames": "16"})
+    assert again == get_spec("dinov2") and again.fingerprint() == get_spec("dinov2").fingerprint()

@@ -13,13 +13,14 @@ import torch
 from encoders import get_spec
 from jobs.workers import EncoderActor
 from pipeline.failures import ENCODER, reason_class
+from tests.helpers import noise_frames
 
 ENCODERS = ["siglip-tiny", "vivit-tiny"]
 BATCH = 4
 
 
 def _video(seed: int, h: int = 72, w: int = 96) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (32, h, w, 3), dtype=np.uint8)
+    return noise_frames(32, h, w, seed)
 
 
 def _poisoned() -> np.ndarray:

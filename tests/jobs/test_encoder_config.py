@@ -75,7 +75,7 @@ def test_config_encoder_features_equal_a_direct_encode(extracted):
 
     folder, store, _ = extracted
     group = zarr.open_group(store, mode="r")
-    ids = [str(v) for v in group["index/video_id"][:]]
+    ids = [str(v) for v in group["features/video_id"][:]]
     clip = sorted(folder.iterdir())[0]
     frames = decode_video(str(clip), 32).frames
     direct = direct_encode(get_spec("cfg_vit"), frames, pad_to=4)  # the job's batch_size: 4

@@ -17,6 +17,10 @@ from tests.helpers import direct_encode
 TINY = ENCODER_SETS["tiny"]
 
 
+def _extract_args(folder, store) -> list[str]:
+    return f"extract {folder} --store {store} --encoders tiny --shard-size 4 --no-progress".split()
+
+
 @pytest.fixture(scope="module")
 def extracted_mixed(tmp_path_factory, real_corpus, ray_session):
     """The real mp4/avi/mkv clips plus a corrupt and an empty file, extracted once."""
@@ -28,19 +32,7 @@ def extracted_mixed(tmp_path_factory, real_corpus, ray_session):
     (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(4096))
     (folder / "empty.avi").write_bytes(b"")
     store = str(tmp_path_factory.mktemp("out") / "store.zarr")
-    code = run(
-        [
-            "extract",
-            str(folder),
-            "--store",
-            store,
-            "--encoders",
-            "tiny",
-            "--shard-size",
-            "4",
-            "--no-progress",
-        ]
-    )
+    code = run(_extract_args(folder, store))
     return folder, store, code
 
 
@@ -55,7 +47,7 @@ def test_every_clip_gets_one_row_per_encoder(extracted_mixed, real_corpus):
         assert arr.shape == (n_real + 2, 16, 64, get_spec(name).width)
         assert arr.shards == (4, 16, 64, get_spec(name).width) and arr.chunks[0] == 1
         assert arr.attrs["fingerprint"] == get_spec(name).fingerprint()
-    ids = [str(v) for v in group["index/video_id"][:]]
+    ids = [str(v) for v in group["features/video_id"][:]]
     assert ids == sorted(ids) and len(ids) == n_real + 2
 
 
@@ -110,22 +102,7 @@ def test_job_saves_config_summary_and_manifest(extracted_mixed):
 def test_rerun_resumes_and_changes_nothing(extracted_mixed, capsys):
     folder, store, _ = extracted_mixed
     before = FeatureStore.open(store).read("dinov2-tiny", 0, 4).copy()
-    assert (
-        run(
-            [
-                "extract",
-                str(folder),
-                "--store",
-                store,
-                "--encoders",
-                "tiny",
-                "--shard-size",
-                "4",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert run(_extract_args(folder, store)) == 0
     assert "0 videos to process" in capsys.readouterr().out
     assert np.array_equal(FeatureStore.open(store).read("dinov2-tiny", 0, 4), before)
 

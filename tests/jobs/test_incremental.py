@@ -7,32 +7,13 @@ import pytest
 import zarr
 
 from jobs.cli import run
-from jobs.config import ExtractConfig
-from jobs.extract import run_extract
 from pipeline.store import FeatureStore, StoreError
 from pipeline.synthetic import ClipSpec, render_clip, write_video
-
-
-def _files(root, prefix):
-    """Bytes and mtimes of every file under root/prefix: proof that nothing was rewritten."""
-    return {
-        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in sorted((root / prefix).rglob("*"))
-        if p.is_file()
-    }
+from tests.helpers import run_extract_quietly, store_files
 
 
 def _extract(corpus, store, encoders, **kw):
-    cfg = ExtractConfig(
-        input=str(corpus),
-        store=str(store),
-        encoders=encoders,
-        shard_size=4,
-        batch_size=2,
-        progress=False,
-        **kw,
-    )
-    return run_extract(cfg, echo=lambda _: None)
+    return run_extract_quietly(corpus, store, encoders, shard_size=4, batch_size=2, **kw)
 
 
 @pytest.fixture
@@ -45,10 +26,10 @@ def corpus(tmp_path, synthetic_corpus):
 def test_added_encoder_computes_only_itself(tmp_path, corpus, ray_session):
     store = tmp_path / "s.zarr"
     _extract(corpus, store, "dinov2-tiny")
-    before = {**_files(store, "features/dinov2-tiny"), **_files(store, "_commits/dinov2-tiny")}
+    before = store_files(store, "features/dinov2-tiny", "_commits/dinov2-tiny", mtimes=True)
     telemetry = _extract(corpus, store, "dinov2-tiny,siglip-tiny")
     assert telemetry.processed == 8  # decoded again for the new encoder only
-    after = {**_files(store, "features/dinov2-tiny"), **_files(store, "_commits/dinov2-tiny")}
+    after = store_files(store, "features/dinov2-tiny", "_commits/dinov2-tiny", mtimes=True)
     assert after == before  # same bytes, never rewritten
     st = FeatureStore.open(str(store))
     assert st.encoders == ["dinov2-tiny", "siglip-tiny"]

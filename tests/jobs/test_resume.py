@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.store import FeatureStore
-from tests.helpers import direct_encode
+from tests.helpers import direct_encode, store_files
 
 REPO = Path(__file__).resolve().parents[2]
 ENCODERS = "dinov2-tiny,siglip-tiny"
@@ -47,21 +47,12 @@ def _extract(corpus, store, address, fault=None, extra=()):
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
-def _store_bytes(store: Path) -> dict[str, bytes]:
-    """Every file of the store except the job logs (timings differ from run to run)."""
-    return {
-        str(p.relative_to(store)): p.read_bytes()
-        for p in sorted(store.rglob("*"))
-        if p.is_file() and p.relative_to(store).parts[0] != "_jobs"
-    }
-
-
 @pytest.fixture(scope="module")
 def clean_store(tmp_path_factory, synthetic_corpus, ray_session):
     store = tmp_path_factory.mktemp("clean") / "store.zarr"
     result = _extract(synthetic_corpus[0], store, ray_session)
     assert result.returncode == 0, result.stderr[-2000:]
-    return _store_bytes(store)
+    return store_files(store, skip=("_jobs",))
 
 
 @pytest.mark.parametrize(
@@ -81,10 +72,10 @@ def test_driver_killed_then_rerun_equals_a_clean_run(
     store = tmp_path / "store.zarr"
     killed = _extract(synthetic_corpus[0], store, ray_session, fault=fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert _store_bytes(store) != clean_store  # the kill really left work undone
+    assert store_files(store, skip=("_jobs",)) != clean_store  # the kill really left work undone
     rerun = _extract(synthetic_corpus[0], store, ray_session)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    resumed = _store_bytes(store)
+    resumed = store_files(store, skip=("_jobs",))
     assert sorted(resumed) == sorted(clean_store)
     assert resumed == clean_store
     st = FeatureStore.open(str(store))

@@ -14,6 +14,7 @@ from jobs.writer import ShardWriter
 from pipeline.corpus import VideoItem
 from pipeline.rows import work_table
 from pipeline.store import FeatureStore, StoreError
+from tests.helpers import store_files
 
 T = 2  # time steps; grid 1 -> one token per step
 WIDTH = {"a": 3, "b": 2}
@@ -82,16 +83,6 @@ def _run(store, encoders, run=0, fail=None, retry_failed=False):
         writer.add(_result(row, store.video_ids[row], encoders, run, fail.get(row)))
     assert writer.open_shards == []
     return work
-
-
-def _files(root, *prefixes):
-    """Bytes and mtimes of every file under root/prefix: proof that nothing was rewritten."""
-    return {
-        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for prefix in prefixes
-        for p in sorted((root / prefix).rglob("*"))
-        if p.is_file()
-    }
 
 
 def _column(store, name):
@@ -211,7 +202,7 @@ def test_writer_writes_each_shard_whole_once_all_its_rows_arrived(tmp_path):
     assert store.committed_shards() == {1} and store.commit_marker("a", 0) is None
     assert [m["row"] for m in store.manifest().to_pylist()] == [4, 5]
     writer.add(_result(3, "v03", ("a", "b"), error="corrupt: bad header"))
-    assert writer.open_shards == [] and writer.shards_written == 2
+    assert writer.open_shards == []
 
     assert store.committed_shards() == {0, 1}
     for enc in ("a", "b"):
@@ -261,7 +252,7 @@ def test_added_encoder_writes_only_itself_and_keeps_the_old_failures(tmp_path):
     store = _store(tmp_path, 6, encoders=("a",))
     _run(store, ("a",), fail={3: "corrupt: bad header"})
     root = tmp_path / "s.zarr"
-    a_files = _files(root, "features/a", "_commits/a")
+    a_files = store_files(root, "features/a", "_commits/a", mtimes=True)
     store.add_encoder("b", WIDTH["b"], {"fingerprint": "fb"})
     assert store.ok_rows().tolist() == []  # nothing is committed for b yet
 
@@ -269,7 +260,9 @@ def test_added_encoder_writes_only_itself_and_keeps_the_old_failures(tmp_path):
     work = _run(store, ("a", "b"), run=1, fail={1: "encoder: b: out of memory"})
     assert [w.rows for w in work] == [[0, 1, 2, 3], [4, 5]]
     assert all(n == ("b",) for w in work for n in w.encoders_by_row.values())
-    assert _files(root, "features/a", "_commits/a") == a_files  # a never rewritten
+    assert (
+        store_files(root, "features/a", "_commits/a", mtimes=True) == a_files
+    )  # a never rewritten
 
     expected_b = _rows(range(6), "b", run=1)
     expected_b[1] = 0
@@ -287,6 +280,9 @@ def test_added_encoder_writes_only_itself_and_keeps_the_old_failures(tmp_path):
         None,
     ]
     assert store.ok_rows().tolist() == [0, 2, 4, 5]
+    # Row 1 failed only for b and row 3 only for a: each counts for the other encoder.
+    assert store.ok_rows(["a"]).tolist() == [0, 1, 2, 4, 5]
+    assert store.ok_rows(["b"]).tolist() == [0, 2, 3, 4, 5]
     assert store.committed_shards() == {0, 1}
 
 
@@ -294,7 +290,9 @@ def test_appended_videos_leave_the_old_rows_of_their_shard_unchanged(tmp_path):
     store = _store(tmp_path, 5, encoders=("a",))
     _run(store, ("a",), fail={4: "corrupt: bad header"})
     root = tmp_path / "s.zarr"
-    shard0 = _files(root, "_commits/a/shard-00000.json", "_manifest/shard-00000.parquet")
+    shard0 = store_files(
+        root, "_commits/a/shard-00000.json", "_manifest/shard-00000.parquet", mtimes=True
+    )
     old4 = store.manifest().to_pylist()[4]
     store.append_videos(["v05", "v06"])  # rows 5, 6 join shard 1 after the failed row 4
 
@@ -309,7 +307,12 @@ def test_appended_videos_leave_the_old_rows_of_their_shard_unchanged(tmp_path):
         "fingerprint": "fa",
         "failed": {4: "corrupt: bad header"},
     }
-    assert _files(root, "_commits/a/shard-00000.json", "_manifest/shard-00000.parquet") == shard0
+    assert (
+        store_files(
+            root, "_commits/a/shard-00000.json", "_manifest/shard-00000.parquet", mtimes=True
+        )
+        == shard0
+    )
     manifest = store.manifest().to_pylist()
     assert manifest[4] == old4
     assert [m["status"] for m in manifest] == ["ok"] * 4 + ["failed", "ok", "ok"]
@@ -323,6 +326,7 @@ def test_rows_are_pending_until_every_encoder_commits_them(tmp_path):
     assert _column(store, "status") == ["pending", "pending", "failed"] + ["pending"] * 4
     assert _column(store, "error")[2] == "corrupt: bad header"
     assert store.ok_rows().tolist() == [] and store.committed_shards() == set()
+    assert store.ok_rows(["a"]).tolist() == [0, 1, 3, 4, 5, 6]  # pending for b only
     assert store.committed_shards("a") == {0, 1}
 
     _run(store, ("b",), fail={2: "corrupt: bad header"})
@@ -338,3 +342,23 @@ def test_rows_are_pending_until_every_encoder_commits_them(tmp_path):
     assert np.array_equal(
         store.read_rows("b", [7, 6]), np.stack([_feat(7, "b", 1), _feat(6, "b", 0)])
     )
+
+
+def test_status_counts_each_encoders_rows_from_its_markers(tmp_path):
+    from jobs.status import format_status, store_status
+
+    store = _store(tmp_path, 7)
+    _run(store, ("a", "b"), fail={2: "corrupt: bad header"})
+    store.append_videos(["v07"])  # shard 1 grows: row 7 pending for both
+    _run(store, ("a",), run=1, fail={7: "encoder: a: nan"})
+    info = store_status(store.url)
+    assert (info["rows"], info["shards"]) == (8, {"total": 2, "committed": 1})
+    counts = {n: [e[k] for k in ("ok", "failed", "pending")] for n, e in info["encoders"].items()}
+    assert counts == {"a": [6, 2, 0], "b": [6, 1, 1]}
+    assert info["failures"] == [
+        {"video_id": "v02", "row": 2, "error": "corrupt: bad header", "encoders": ["a", "b"]},
+        {"video_id": "v07", "row": 7, "error": "encoder: a: nan", "encoders": ["a"]},
+    ]
+    lines = format_status(info).splitlines()
+    assert lines[0].startswith("store ") and "8 videos, shards 1/2 committed" in lines[0]
+    assert lines[3].split() == ["b", "6", "1", "1", "2", "fb"]

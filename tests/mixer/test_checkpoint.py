@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from mixer import MervMixer, ModelSpec, load_model, save_model
 from mixer.checkpoint import read_spec
+from pipeline.config import ConfigError
 
 
 def _model() -> MervMixer:
@@ -77,3 +78,12 @@ def test_foreign_safetensors_file_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path), metadata={"format": "pt"})
     with pytest.raises(ValueError, match="not a mixer checkpoint"):
         load_model(path)
+
+
+def test_spec_with_an_unknown_field_names_it_and_the_file(tmp_path):
+    spec = dict(_model().spec.to_dict(), heads=4)
+    path = tmp_path / "model.safetensors"
+    metadata = {"format": "merv-pipeline/mixer/v1", "model_spec": json.dumps(spec)}
+    save_file({"w": torch.zeros(2)}, str(path), metadata=metadata)
+    with pytest.raises(ConfigError, match=r"model.safetensors model_spec: unknown.*'heads'"):
+        read_spec(path)

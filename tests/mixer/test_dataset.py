@@ -11,10 +11,7 @@ import pytest
 import torch
 
 from mixer.dataset import class_names, load_features, pool_tokens, split_indices
-
-
-def quiet(_: str) -> None:
-    pass
+from tests.helpers import quiet
 
 
 def small_features(n: int, widths: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
@@ -242,3 +239,25 @@ def test_rows_not_ok_are_skipped_with_their_labels(store_factory):
             data.features[e], torch.from_numpy(feats[name][ok].astype(np.float32))
         )
     assert any("skipping 3 row(s)" in m for m in messages)
+
+
+def test_rows_are_ok_for_the_chosen_encoders_not_every_encoder(tmp_path):
+    """Encoder b is extracted for shard 0 only: training on a alone still uses every row."""
+    from pipeline.store import FeatureStore
+
+    feats = small_features(8, {"a": 3, "b": 2}, seed=2)
+    url = str(tmp_path / "partial.zarr")
+    vids = [f"vid{i:04d}" for i in range(8)]
+    encoders = {name: (a.shape[-1], {"fingerprint": name}) for name, a in feats.items()}
+    st = FeatureStore.create(url, vids, encoders, shard_size=4, time_steps=16, grid=8)
+    for shard, names in ((0, ["a", "b"]), (1, ["a"])):
+        rows = st.shard_rows(shard)
+        man = [{"row": r, "video_id": vids[r], "status": "ok", "label": r % 2} for r in rows]
+        st.write_shard(shard, {n: feats[n][rows.start : rows.stop] for n in names}, man)
+    messages: list[str] = []
+    data = load_features(url, encoders=["a"], log=messages.append)
+    assert data.rows.tolist() == list(range(8)) and not messages
+    torch.testing.assert_close(data.features[0], torch.from_numpy(feats["a"].astype(np.float32)))
+    both = load_features(url, log=messages.append)
+    assert both.rows.tolist() == [0, 1, 2, 3] and any("skipping 4 row(s)" in m for m in messages)
+    assert load_features(url, encoders=["b"], log=quiet).rows.tolist() == [0, 1, 2, 3]

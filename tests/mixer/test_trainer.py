@@ -12,12 +12,10 @@ import yaml
 from safetensors.torch import load_file
 
 from mixer import MervMixer, ModelSpec, TrainConfig, TrainResult, load_model, train
-from mixer.dataset import load_features
+from mixer.dataset import FeatureData, load_features
 from mixer.trainer import param_groups, warmup_cosine
-
-
-def quiet(_: str) -> None:
-    pass
+from pipeline.config import ConfigError
+from tests.helpers import quiet
 
 
 def test_fits_separable_problem_and_round_trips_checkpoint(store_factory, synth, tmp_path):
@@ -125,10 +123,81 @@ def test_config_from_dict_overrides_and_rejects_unknown_keys():
     )
     assert cfg.epochs == 3 and cfg.encoders == ["a", "b"] and cfg.betas == (0.9, 0.95)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown TrainConfig field.*'epoch'"):
+    with pytest.raises(ConfigError, match=r"TrainConfig: unknown field.*'epoch'.*known.*'epochs'"):
         TrainConfig.from_dict({"store": "s.zarr", "epoch": 3})
+    # Values as flags and YAML give them are coerced to the field types.
+    flags = TrainConfig.from_dict(
+        {"store": "s.zarr", "encoders": "a,b", "betas": "0.8,0.9", "epochs": "2", "lr": "1e-3"}
+    )
+    assert flags.encoders == ["a", "b"] and flags.betas == (0.8, 0.9)
+    assert flags.epochs == 2 and flags.lr == 1e-3
+    with pytest.raises(ConfigError, match="field 'betas'"):
+        TrainConfig.from_dict({"store": "s.zarr", "betas": [0.9]})
     with pytest.raises(ValueError, match="val_fraction"):
         TrainConfig(store="s.zarr", val_fraction=1.0)
+
+
+def test_model_spec_takes_the_data_and_every_model_field_of_the_config():
+    data = FeatureData(
+        features=[],
+        targets=torch.zeros(0, dtype=torch.long),
+        video_ids=[],
+        rows=np.arange(0),
+        encoders=["b", "a"],
+        widths=[5, 3],
+        time_steps=4,
+        grid=2,
+        classes=["x", "y", "z"],
+    )
+    cfg = TrainConfig(
+        store="s.zarr",
+        encoders=["b", "a"],
+        projector="mlp",
+        fusion="static_weights",
+        objective="probe",
+        projector_options={"p": 1},
+        fusion_options={"f": 2},
+        objective_options={"o": 3},
+        d_model=12,
+    )
+    spec = ModelSpec.from_train_config(cfg, data)
+    assert spec == ModelSpec(
+        encoders=["b", "a"],
+        widths=[5, 3],
+        time_steps=4,
+        tokens_per_step=4,
+        num_classes=3,
+        d_model=12,
+        projector="mlp",
+        fusion="static_weights",
+        objective="probe",
+        projector_options={"p": 1},
+        fusion_options={"f": 2},
+        objective_options={"o": 3},
+        classes=["x", "y", "z"],
+    )
+    assert spec.fusion_options is not cfg.fusion_options  # the spec keeps its own options
+
+
+def test_cli_train_config_is_the_file_then_the_flags(tmp_path):
+    from jobs.cli import _train_config, build_parser
+
+    path = tmp_path / "job.yaml"
+    path.write_text("train:\n  store: s.zarr\n  epochs: 2\n  betas: [0.8, 0.9]\n  lr: 1e-2\n")
+    args = build_parser().parse_args(
+        ["train", "--config", str(path), "--epochs", "5", "--encoders", "b,a"]
+    )
+    cfg = _train_config(args)
+    assert cfg == TrainConfig(
+        store="s.zarr", epochs=5, betas=(0.8, 0.9), lr=0.01, encoders=["b", "a"]
+    )
+    path.write_text("train:\n  store: s.zarr\n  epoch: 2\n")
+    with pytest.raises(ConfigError, match=r"job.yaml \[train\]: unknown field.*'epoch'.*'epochs'"):
+        _train_config(build_parser().parse_args(["train", "--config", str(path)]))
+    with pytest.raises(
+        ConfigError, match=r"flags \[train\]: d_model, epochs and batch_size must be positive"
+    ):
+        _train_config(build_parser().parse_args(["train", "s.zarr", "--epochs", "0"]))
 
 
 def test_warmup_then_cosine_schedule():

@@ -5,7 +5,7 @@ model, nothing marked slow)."""
 ENC = "tests/encoders/test_encoders.py"
 PRE = "tests/encoders/test_preprocess.py"
 REG = "tests/encoders/test_spec_registry.py"
-ALIGN = "tests/pipeline/test_align.py"
+ALIGN = "tests/encoders/test_align.py"
 
 TIMM_KEPT = f"{ENC}::test_timm_kept_layer_is_penultimate_block"
 CLIP_KEPT = f"{ENC}::test_clip_kept_layer_is_penultimate_hidden_state"
@@ -25,7 +25,7 @@ MUTATIONS = [
     # ------------------------------------------------------------------ kept layer
     dict(
         id="enc-kept-index-plus-one",
-        file="encoders/backends.py",
+        file="encoders/backbones/_base.py",
         old="    return layer % depth",
         new="    return (layer + 1) % depth",
         tests=[f"{TIMM_KEPT}[dinov2-tiny-5]"],
@@ -33,19 +33,19 @@ MUTATIONS = [
     ),
     dict(
         id="enc-hf-blocks-cut-one-short",
-        file="encoders/backends.py",
-        old="        self.index = _kept_index(spec.layer, len(blocks))\n"
+        file="encoders/backbones/_hf.py",
+        old="        self.index = kept_index(spec.layer, len(blocks))\n"
         "        setattr(holder, attr, blocks[: self.index + 1])\n"
-        "        holder, attr = _get_path(self.model, self.FINAL_NORM)",
-        new="        self.index = _kept_index(spec.layer, len(blocks))\n"
+        "        holder, attr = get_path(self.model, self.FINAL_NORM)",
+        new="        self.index = kept_index(spec.layer, len(blocks))\n"
         "        setattr(holder, attr, blocks[: self.index])\n"
-        "        holder, attr = _get_path(self.model, self.FINAL_NORM)",
+        "        holder, attr = get_path(self.model, self.FINAL_NORM)",
         tests=[CLIP_KEPT],
         why="pruning slices blocks[:index] (exclusive end): the kept block itself is dropped",
     ),
     dict(
         id="enc-hf-auto-hidden-states-index",
-        file="encoders/backends.py",
+        file="encoders/backbones/hf_auto.py",
         old="hidden_states[\n                self.index + 1\n",
         new="hidden_states[\n                self.index\n",
         tests=["tests/encoders/test_custom.py::test_hf_auto_kept_layer_matches_hidden_states"],
@@ -81,7 +81,7 @@ MUTATIONS = [
     # ------------------------------------------------------------------ prefix tokens
     dict(
         id="enc-prefix-dropped-from-end",
-        file="encoders/backends.py",
+        file="encoders/backbones/_base.py",
         old="tokens = tokens[:, s.prefix_tokens if prefix is None else prefix :]",
         new="tokens = tokens[:, : tokens.shape[1] - (s.prefix_tokens if prefix is None "
         "else prefix)]",
@@ -92,7 +92,7 @@ MUTATIONS = [
     # ------------------------------------------------------------------ final norm
     dict(
         id="enc-clip-post-layernorm-always",
-        file="encoders/backends.py",
+        file="encoders/backbones/hf_clip.py",
         old="        if self.spec.final_norm:\n            tokens = self.final_norm(tokens)\n",
         new="        tokens = self.final_norm(tokens)\n",
         tests=[CLIP_KEPT],
@@ -100,7 +100,7 @@ MUTATIONS = [
     ),
     dict(
         id="enc-languagebind-final-norm",
-        file="encoders/backends.py",
+        file="encoders/backbones/languagebind.py",
         old="final_norm=self.spec.final_norm)",
         new="final_norm=True)",
         tests=[LB_KEPT],
@@ -108,11 +108,30 @@ MUTATIONS = [
     ),
     dict(
         id="enc-vivit-no-final-layernorm",
-        file="encoders/backends.py",
+        file="encoders/backbones/hf_vivit.py",
         old="        if self.spec.final_norm:  # ViViT's last_hidden_state",
         new="        if not self.spec.final_norm:  # ViViT's last_hidden_state",
         tests=[VIVIT_KEPT],
         why="ViViT's last block taken before its final LayerNorm",
+    ),
+    # ------------------------------------------------------------------ finding weights
+    dict(
+        id="enc-timm-hub-repo-bare-name",
+        file="encoders/registry.py",
+        old='TIMM_HUB_REPOS = {s.checkpoint: f"timm/{s.checkpoint}" for s in (DINOV2, SIGLIP)}',
+        new="TIMM_HUB_REPOS = {s.checkpoint: s.checkpoint for s in (DINOV2, SIGLIP)}",
+        tests=["tests/encoders/test_custom.py::test_builtin_timm_hub_repos_are_timms_own"],
+        why="built-in timm weights looked up under the bare model name, not timm's hub repo",
+    ),
+    dict(
+        id="enc-preflight-asks-timm",
+        file="encoders/weights.py",
+        old="    if spec.checkpoint in TIMM_HUB_REPOS:\n        return TIMM_HUB_REPOS[spec.checkpoint]\n",
+        new="",
+        tests=[
+            "tests/encoders/test_custom.py::test_preflight_of_builtin_encoders_imports_no_torch"
+        ],
+        why="built-in timm repos asked of timm: the job's driver imports torch for its pre-flight",
     ),
     # ------------------------------------------------------------------ frame stride
     dict(
@@ -143,7 +162,7 @@ MUTATIONS = [
     # ------------------------------------------------------------------ alignment
     dict(
         id="enc-align-grid-transposed",
-        file="pipeline/align.py",
+        file="encoders/align.py",
         old="x = x.reshape(b * time_steps, h, w, c).permute(0, 3, 1, 2)",
         new="x = x.reshape(b * time_steps, h, w, c).permute(0, 3, 2, 1)",
         tests=[f"{ALIGN}::test_16x16_grid_becomes_its_2x2_block_means"],
@@ -151,7 +170,7 @@ MUTATIONS = [
     ),
     dict(
         id="enc-align-tokens-channels-mixed",
-        file="pipeline/align.py",
+        file="encoders/align.py",
         old="x = x.permute(0, 2, 3, 1).reshape(b, time_steps, grid * grid, c)",
         new="x = x.reshape(b, time_steps, grid * grid, c)",
         tests=[f"{ALIGN}::test_16x16_grid_becomes_its_2x2_block_means"],
@@ -159,7 +178,7 @@ MUTATIONS = [
     ),
     dict(
         id="enc-align-time-not-permuted",
-        file="pipeline/align.py",
+        file="encoders/align.py",
         old="x = x.permute(0, 2, 3, 4, 1).reshape(b, h * w * c, t)",
         new="x = x.reshape(b, h * w * c, t)",
         tests=[f"{ALIGN}::test_time_pooling_32_to_16_averages_consecutive_pairs"],
@@ -167,7 +186,7 @@ MUTATIONS = [
     ),
     dict(
         id="enc-align-time-not-permuted-back",
-        file="pipeline/align.py",
+        file="encoders/align.py",
         old="x = x.reshape(b, h, w, c, time_steps).permute(0, 4, 1, 2, 3)",
         new="x = x.reshape(b, time_steps, h, w, c)",
         tests=[f"{ALIGN}::test_time_pooling_32_to_16_averages_consecutive_pairs"],
@@ -175,7 +194,7 @@ MUTATIONS = [
     ),
     dict(
         id="enc-align-pooled-in-fp16",
-        file="pipeline/align.py",
+        file="encoders/align.py",
         old="x = tokens.float()",
         new="x = tokens",
         tests=[f"{ALIGN}::test_float16_tokens_are_pooled_in_float32_and_rounded_once"],

@@ -100,10 +100,19 @@ MUTATIONS = [
     dict(
         id="mixer-dataset-reads-failed-rows",
         file="mixer/dataset.py",
-        old="rows = np.sort(np.asarray(st.ok_rows(), dtype=np.int64))",
+        old="rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))",
         new="rows = np.arange(len(st.video_ids), dtype=np.int64)",
         tests=[f"{D}::test_rows_not_ok_are_skipped_with_their_labels"],
         why="failed rows (zero-filled features) are trained on",
+    ),
+    dict(
+        id="mixer-rows-ok-for-all-encoders",
+        file="mixer/dataset.py",
+        old="st.ok_rows(chosen)",
+        new="st.ok_rows()",
+        tests=[f"{D}::test_rows_are_ok_for_the_chosen_encoders_not_every_encoder"],
+        why="rows must be ok for every encoder of the store, not just the ones trained on: "
+        "adding an encoder to a store hides every video it has not reached yet",
     ),
     dict(
         id="mixer-classes-from-every-label",
@@ -195,6 +204,32 @@ MUTATIONS = [
         why="off-by-one: encoder e's tokens weighted by encoder e-1's weight",
     ),
     # --- model and head -------------------------------------------------------------------------
+    dict(
+        id="mixer-spec-tokens-per-step-grid",
+        file="mixer/model.py",
+        old='"tokens_per_step": data.grid * data.grid,',
+        new='"tokens_per_step": data.grid,',
+        tests=[f"{T}::test_model_spec_takes_the_data_and_every_model_field_of_the_config"],
+        why="tokens per step taken as the grid side, not its area: the probe is built for "
+        "the wrong number of tokens",
+    ),
+    dict(
+        id="mixer-spec-shares-config-options",
+        file="mixer/model.py",
+        old="f.name: copy.copy(getattr(config, f.name))",
+        new="f.name: getattr(config, f.name)",
+        tests=[f"{T}::test_model_spec_takes_the_data_and_every_model_field_of_the_config"],
+        why="the spec holds the config's own options dicts: editing one after training "
+        "changes the other (and the checkpoint written from it)",
+    ),
+    dict(
+        id="mixer-cli-train-drops-encoders",
+        file="jobs/cli.py",
+        old='    flags["encoders"] = args.encoders or None',
+        new="    pass",
+        tests=[f"{T}::test_cli_train_config_is_the_file_then_the_flags"],
+        why="--encoders silently ignored: every encoder of the store is trained on",
+    ),
     dict(
         id="mixer-model-grid-major-tokens",
         file="mixer/model.py",
@@ -298,26 +333,26 @@ MUTATIONS = [
     dict(
         id="mixer-steps-per-epoch-floor",
         file="mixer/trainer.py",
-        old="steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)",
-        new="steps_per_epoch = len(train_idx) // config.batch_size",
+        old="steps_per_epoch = math.ceil(n_train / config.batch_size)",
+        new="steps_per_epoch = n_train // config.batch_size",
         tests=[f"{T}::test_training_uses_groups_warmup_cosine_and_clipping"],
         why="last partial batch not counted: the schedule ends early and LR sits at 0",
     ),
     dict(
         id="mixer-scheduler-before-optimizer",
         file="mixer/trainer.py",
-        old="            opt.step()\n            sched.step()\n",
-        new="            sched.step()\n            opt.step()\n",
+        old="        opt.step()\n        sched.step()\n",
+        new="        sched.step()\n        opt.step()\n",
         tests=[f"{T}::test_training_uses_groups_warmup_cosine_and_clipping"],
         why="scheduler stepped before the optimizer: the first warmup value is skipped",
     ),
     dict(
         id="mixer-clip-after-step",
         file="mixer/trainer.py",
-        old="            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n"
-        "            opt.step()\n",
-        new="            opt.step()\n"
-        "            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n",
+        old="        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n"
+        "        opt.step()\n",
+        new="        opt.step()\n"
+        "        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n",
         tests=[f"{T}::test_training_uses_groups_warmup_cosine_and_clipping"],
         why="gradients clipped after the optimizer step: clipping has no effect",
     ),

@@ -1,13 +1,14 @@
-"""Mutations of sampling, decoding, listing, the feature store, planning and the shard writer
-(pipeline/*.py, pipeline/sources/*.py, jobs/planning.py, jobs/writer.py)."""
+"""Mutations of sampling, decoding and listing (pipeline/*.py, pipeline/sources/*.py); the
+feature store, planning and the shard writer are in store.py."""
 
 _SAMPLING = "tests/pipeline/test_sampling.py"
 _DECODE = "tests/pipeline/test_decode.py"
 _INPUTS = "tests/pipeline/test_decode_inputs.py"
-_STORE = "tests/pipeline/test_store_commits.py"
 _CORPUS = "tests/pipeline/test_store_and_corpus.py"
 _SOURCES = "tests/pipeline/test_sources.py"
 _JOBS = "tests/jobs/test_writer_and_planning.py"
+_ZOO = "tests/pipeline/test_zoo.py"
+_WORK_ROWS = f"{_INPUTS}::test_work_rows_carry_the_listing_to_the_decode_task"
 
 MUTATIONS = [
     # ------------------------------------------------------------------ sampling
@@ -29,14 +30,6 @@ MUTATIONS = [
         new="return np.linspace(0, n_frames, num, endpoint=False).astype(np.int64)",
         tests=[f"{_SAMPLING}::test_indices_match_the_written_out_lists"],
         why="uniform stride sampling that never reaches the last frame",
-    ),
-    dict(
-        id="sampling-odd-frames-for-16",
-        file="pipeline/sampling.py",
-        old="return np.arange(0, num_sampled, num_sampled // encoder_frames)",
-        new="return np.arange(1, num_sampled, num_sampled // encoder_frames)",
-        tests=[f"{_SAMPLING}::test_sixteen_frame_encoders_take_every_second_sampled_frame"],
-        why="16-frame encoders take sampled frames 1, 3, ... 31 instead of MERV's 0, 2, ... 30",
     ),
     dict(
         id="sampling-clip-end-closed",
@@ -93,8 +86,8 @@ MUTATIONS = [
     dict(
         id="decode-backend-order",
         file="pipeline/decode.py",
-        old='BACKENDS = ("decord", "decord-1thread", "pyav")',
-        new='BACKENDS = ("pyav", "decord", "decord-1thread")',
+        old='DECODERS = ("decord", "decord-1thread", "pyav")',
+        new='DECODERS = ("pyav", "decord", "decord-1thread")',
         tests=[f"{_DECODE}::test_pyav_fallback_gives_the_same_frames_as_decord"],
         why="sequential PyAV first: every long video decoded start to end, decord never used",
     ),
@@ -169,213 +162,57 @@ MUTATIONS = [
     dict(
         id="sources-same-stem-one-id",
         file="pipeline/sources/files.py",
-        old="VideoItem(stem if len(group) == 1 else rel[s], s)",
-        new="VideoItem(stem, s)",
+        old="VideoItem(stem if len(group) == 1 else rel[s], s,",
+        new="VideoItem(stem, s,",
         tests=[f"{_CORPUS}::test_listing_is_sorted_recursive_and_keeps_ids_unique"],
         why="a.mp4 and a.avi both get id 'a': one of them fails as a duplicate",
     ),
-    # ------------------------------------------------------------------ store
+    # ------------------------------------------------------------------ listing -> work rows
     dict(
-        id="store-read-rows-first-last",
-        file="pipeline/store.py",
-        old="lo, hi = int(rows[sel].min()), int(rows[sel].max()) + 1",
-        new="lo, hi = int(rows[sel][0]), int(rows[sel][-1]) + 1",
-        tests=[f"{_STORE}::test_read_rows_returns_rows_in_the_requested_order"],
-        why="read_rows assumes rows sorted within a shard: [1, 0, 2] reads the wrong rows",
+        id="sources-tar-offset-off-by-one",
+        file="pipeline/sources/webdataset.py",
+        old="member=TarMember(url, info.offset_data, info.size),",
+        new="member=TarMember(url, info.offset_data + 1, info.size),",
+        tests=[f"{_SOURCES}::test_webdataset_shards_by_braces_glob_and_folder", _WORK_ROWS],
+        why="a tar member's range starts one byte late: every WebDataset video reads as corrupt",
     ),
     dict(
-        id="store-read-rows-block-prefix",
-        file="pipeline/store.py",
-        old="out[sel] = block[rows[sel] - lo]",
-        new="out[sel] = block[: sel.size]",
-        tests=[f"{_STORE}::test_read_rows_returns_rows_in_the_requested_order"],
-        why="read_rows assumes sorted, contiguous, unique rows: a shuffled batch gets other rows",
-    ),
-    dict(
-        id="store-read-rows-dedup",
-        file="pipeline/store.py",
-        old="rows = np.asarray(list(rows), dtype=np.int64)",
-        new="rows = np.unique(np.asarray(list(rows), dtype=np.int64))",
-        tests=[f"{_STORE}::test_read_rows_returns_rows_in_the_requested_order"],
-        why="rows sorted and de-duplicated 'for speed': batches come back in another order",
-    ),
-    dict(
-        id="store-ok-rows-trusts-manifest",
-        file="pipeline/store.py",
-        old="            keep &= good[rows]\n        return rows[keep]",
-        new="            keep &= good[rows]\n        return rows",
-        tests=[f"{_STORE}::test_ok_rows_need_a_committed_marker_for_every_encoder"],
-        why="manifest status ok is trusted without a commit marker: uncommitted zeros are read",
-    ),
-    dict(
-        id="store-ok-rows-ignores-marker-failures",
-        file="pipeline/store.py",
-        old='                good[list(marker["failed"])] = False\n',
-        new="",
-        tests=[f"{_STORE}::test_ok_rows_need_a_committed_marker_for_every_encoder"],
-        why="a row an encoder failed (zeros) is served because its manifest says ok",
-    ),
-    dict(
-        id="store-ok-rows-whole-shard",
-        file="pipeline/store.py",
-        old="good[covered.start : covered.stop] = True",
-        new="good[self.shard_rows(shard).start : self.shard_rows(shard).stop] = True",
-        tests=[f"{_STORE}::test_marker_covering_a_prefix_commits_only_that_prefix"],
-        why="a marker counts for the whole shard: appended rows it never covered are served",
-    ),
-    dict(
-        id="store-committed-any-marker",
-        file="pipeline/store.py",
-        old=(
-            "full = {\n                s for s, m in markers.items() if self.covered_rows(name, s, m)"
-            " == self.shard_rows(s)\n            }"
-        ),
-        new="full = set(markers)",
-        tests=[f"{_STORE}::test_marker_covering_a_prefix_commits_only_that_prefix"],
-        why="any marker means done: a shard grown by appended videos is never completed",
-    ),
-    dict(
-        id="store-committed-union",
-        file="pipeline/store.py",
-        old="done = full if done is None else done & full",
-        new="done = full if done is None else done | full",
-        tests=[f"{_STORE}::test_ok_rows_need_a_committed_marker_for_every_encoder"],
-        why="a shard committed for one encoder counts as done for all of them",
-    ),
-    dict(
-        id="store-covered-ignores-marker-end",
-        file="pipeline/store.py",
-        old='return range(rows.start, min(int(marker["rows"][1]), rows.stop))',
-        new="return range(rows.start, rows.stop)",
-        tests=[f"{_STORE}::test_marker_covering_a_prefix_commits_only_that_prefix"],
-        why="covered_rows is the whole shard, not the committed prefix: appended rows skipped",
-    ),
-    dict(
-        id="store-shard-rows-past-end",
-        file="pipeline/store.py",
-        old="return range(start, min(start + self.shard_size, self.num_rows))",
-        new="return range(start, start + self.shard_size)",
-        tests=[f"{_STORE}::test_shard_rows_by_hand"],
-        why="the last shard's rows run past the end of the store",
-    ),
-    dict(
-        id="store-num-shards-floor",
-        file="pipeline/store.py",
-        old="return -(-self.num_rows // self.shard_size)",
-        new="return self.num_rows // self.shard_size",
-        tests=[f"{_STORE}::test_shard_rows_by_hand"],
-        why="the store forgets its last partial shard",
-    ),
-    # ------------------------------------------------------------------ planning
-    dict(
-        id="plan-retries-without-flag",
-        file="jobs/planning.py",
-        old='retry = set(marker["failed"]) if retry_failed and marker else set()',
-        new='retry = set(marker["failed"]) if marker else set()',
-        tests=[f"{_JOBS}::test_planning_skips_what_markers_commit_and_retries_only_failures"],
-        why="every rerun re-decodes every failure, although failures are final unless asked",
-    ),
-    dict(
-        id="plan-any-marker-done",
-        file="jobs/planning.py",
-        old="[r for r in shard_rows if r not in covered or r in retry]",
-        new="[r for r in shard_rows if marker is None or r in retry]",
-        tests=[f"{_JOBS}::test_planning_skips_what_markers_commit_and_retries_only_failures"],
-        why="a shard with any marker is skipped: videos appended into it are never extracted",
-    ),
-    dict(
-        id="plan-every-encoder-per-row",
-        file="jobs/planning.py",
-        old="key = tuple(n for n in encoders if row in missing_by_encoder[n])",
-        new="key = tuple(encoders)",
-        tests=[f"{_JOBS}::test_planning_skips_what_markers_commit_and_retries_only_failures"],
-        why="an added encoder recomputes (and rewrites) every existing encoder too",
-    ),
-    dict(
-        id="plan-append-in-input-order",
-        file="jobs/planning.py",
-        old="new_ids = sorted({it.video_id for it in items} - known)",
-        new="new_ids = [it.video_id for it in items if it.video_id not in known]",
-        tests=[f"{_JOBS}::test_new_store_rows_are_the_sorted_ids_and_appends_keep_them"],
-        why="appended rows follow input order: the same corpus gives different stores",
-    ),
-    # ------------------------------------------------------------------ writer
-    dict(
-        id="writer-zeroes-untouched-rows",
-        file="jobs/writer.py",
-        old="block = store.read(name, rows.start, rows.stop)  # rows this run did not compute",
-        new="block = np.zeros_like(store.read(name, rows.start, rows.stop))",
+        id="sources-options-dropped",
+        file="pipeline/sources/checks.py",
+        old="options = shared_options if item.source_kind != FILE else None",
+        new="options = None",
         tests=[
-            f"{_JOBS}::test_retry_failed_rewrites_the_failed_row_and_keeps_the_others",
-            f"{_JOBS}::test_appended_videos_leave_the_old_rows_of_their_shard_unchanged",
+            f"{_SOURCES}::test_fsspec_folder_listing_and_storage_options",
+            f"{_SOURCES}::test_tar_members_at_a_url_carry_the_storage_options",
+            _WORK_ROWS,
         ],
-        why="a partial rewrite (retry, appended videos) zeroes the shard's other rows",
+        why="decode workers read s3:// sources without the job's endpoint or credentials",
     ),
     dict(
-        id="writer-drops-old-failures",
-        file="jobs/writer.py",
-        old='reasons = dict(markers[name]["failed"]) if markers[name] else {}',
-        new="reasons = {}",
-        tests=[f"{_JOBS}::test_appended_videos_leave_the_old_rows_of_their_shard_unchanged"],
-        why="rewriting a shard forgets earlier failures: their zero rows become 'ok'",
-    ),
-    dict(
-        id="writer-retried-row-stays-failed",
-        file="jobs/writer.py",
-        old="reasons.pop(row, None)",
-        new="reasons.get(row)",
-        tests=[f"{_JOBS}::test_retry_failed_rewrites_the_failed_row_and_keeps_the_others"],
-        why="a retried video that now decodes keeps its old failure",
-    ),
-    dict(
-        id="writer-rewrites-every-encoder",
-        file="jobs/writer.py",
-        old="written = [e for e in store.encoders if any(e in needs[r] for r in got)]",
-        new="written = list(store.encoders)",
+        id="sources-listing-error-dropped",
+        file="pipeline/sources/checks.py",
+        old="vid, error = item.video_id, item.error",
+        new="vid, error = item.video_id, None",
         tests=[
-            f"{_JOBS}::test_added_encoder_writes_only_itself_and_keeps_the_old_failures",
-            f"{_JOBS}::test_rows_are_pending_until_every_encoder_commits_them",
+            f"{_SOURCES}::test_bad_manifest_entries_become_failing_items",
+            f"{_SOURCES}::test_tar_keys_and_duplicates_across_shards_fail_as_rows",
         ],
-        why="encoders this run did not compute are rewritten and marked committed (zeros)",
+        why="bad clip bounds and path-less entries lose their reason and are decoded anyway",
     ),
     dict(
-        id="writer-pending-any-marker",
-        file="jobs/writer.py",
-        old="pending |= row not in self.store.covered_rows(name, shard, marker)",
-        new="pending |= marker is None",
-        tests=[f"{_JOBS}::test_rows_are_pending_until_every_encoder_commits_them"],
-        why="an appended row is 'ok' while another encoder's marker covers only the old prefix",
+        id="rows-listing-error-not-carried",
+        file="pipeline/rows.py",
+        old='"listing_error": [it.error or "" for it in items],',
+        new='"listing_error": ["" for it in items],',
+        tests=[f"{_ZOO}::test_every_file_gets_exactly_its_status_and_reason_class", _WORK_ROWS],
+        why="duplicates and invalid ids are decoded as if fine: two rows hold one video",
     ),
     dict(
-        id="writer-pending-over-failed",
-        file="jobs/writer.py",
-        old='entry["status"] = "failed" if reasons else "pending" if pending else "ok"',
-        new='entry["status"] = "pending" if pending else "failed" if reasons else "ok"',
-        tests=[f"{_JOBS}::test_rows_are_pending_until_every_encoder_commits_them"],
-        why="a failed video shows as pending while another encoder has not run",
-    ),
-    dict(
-        id="writer-forgets-other-encoders-failures",
-        file="jobs/writer.py",
-        old='why = marker["failed"].get(row) if marker else None',
-        new="why = None",
-        tests=[f"{_JOBS}::test_added_encoder_writes_only_itself_and_keeps_the_old_failures"],
-        why="a row failed for an encoder not run now turns 'ok' when another encoder succeeds",
-    ),
-    dict(
-        id="writer-manifest-rebuilt",
-        file="jobs/writer.py",
-        old='entry = dict(old.get(row) or {"row": row, "video_id": self.plan.video_ids[row]})',
-        new='entry = {"row": row, "video_id": self.plan.video_ids[row]}',
-        tests=[f"{_JOBS}::test_retry_failed_rewrites_the_failed_row_and_keeps_the_others"],
-        why="rows not recomputed lose their manifest metadata (frames, fps, labels)",
-    ),
-    dict(
-        id="writer-shard-complete-at-shard-size",
-        file="jobs/writer.py",
-        old="if len(rows) == len(self.needs[shard]):",
-        new="if len(rows) == len(self.plan.shard_rows(shard)):",
-        tests=[f"{_JOBS}::test_retry_failed_rewrites_the_failed_row_and_keeps_the_others"],
-        why="a shard is written only with all its rows: a retry of one row never writes",
+        id="decode-rows-member-ignored",
+        file="pipeline/decode_rows.py",
+        old="member=_member(batch, i),",
+        new="member=None,",
+        tests=[_WORK_ROWS],
+        why="the recorded byte range is ignored: every tar member scans its whole shard",
     ),
 ]

@@ -29,8 +29,8 @@ def test_real_clips_decode_at_the_sampled_indices(real_corpus, name):
 
 def test_pyav_fallback_gives_the_same_frames_as_decord(real_corpus):
     path = str(real_corpus / "mmaction2_test.mp4")
-    a, b = decode_video(path), decode_video(path, backends=("pyav",))
-    assert a.backend == "decord" and b.backend == "pyav"
+    a, b = decode_video(path), decode_video(path, decoders=("pyav",))
+    assert a.decoder == "decord" and b.decoder == "pyav"
     assert np.array_equal(a.indices, b.indices)
     assert np.array_equal(a.timestamps, b.timestamps)
     assert np.array_equal(a.frames, b.frames)  # same FFmpeg conversion: pixel for pixel
@@ -119,7 +119,7 @@ def test_short_clip_repeats_frames(tmp_path):
 @pytest.mark.parametrize(
     "content", [b"", b"not a video at all" * 100, b"\x00\x00\x00\x18ftypisom" + b"\x01" * 2048]
 )
-def test_bad_files_raise_a_one_line_reason_from_every_backend(tmp_path, content):
+def test_bad_files_raise_a_one_line_reason_from_every_decoder(tmp_path, content):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
     with pytest.raises(DecodeError) as info:

@@ -1,14 +1,22 @@
 """Decoding that never lies: rotation, codecs decord mis-seeks, VFR, clips, huge frames, remote
 sources, bounded retries."""
 
+import io
+import json
 import tarfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from pipeline import decode_rows as decode_rows_module
 from pipeline import fetch
 from pipeline.decode import DecodeError, decode_video
+from pipeline.decode_rows import decode_rows
+from pipeline.rows import LISTING_COLUMNS, work_table
 from pipeline.sampling import clip_range
+from pipeline.sources import list_videos
+from pipeline.sources.item import TarMember
 from tests.pipeline.expected_indices import MERV32
 from tests.pipeline.zoo import frames, lossless, remux_rotated, write_clip
 
@@ -34,7 +42,7 @@ def test_rotated_video_comes_out_upright(tmp_path, clockwise):
     upright = write_clip(str(tmp_path / "up.mp4"), frames(20, 48, 64))
     rotated = remux_rotated(upright, str(tmp_path / "rot.mp4"), clockwise)  # same packets
     a, b = decode_video(upright), decode_video(rotated)
-    assert b.rotation == (360 - clockwise) % 360 and b.backend == "pyav"  # decord mangles these
+    assert b.rotation == (360 - clockwise) % 360 and b.decoder == "pyav"  # decord mangles these
     expected = np.rot90(a.frames, k=-clockwise // 90, axes=(1, 2))  # turn as a player would
     assert b.frames.shape == expected.shape and np.array_equal(b.frames, expected)
     assert (b.source_height, b.source_width) == (48, 64)
@@ -50,7 +58,7 @@ def test_vp9_and_mpeg2_decode_the_true_frames(tmp_path, codec, ext, fps):
     assert video.n_frames == len(truth) == 40
     assert video.indices.tolist() == MERV32[40]
     # decord reads MPEG-PS/TS at the right count but the wrong frames: PyAV decodes those.
-    assert video.backend == ("decord" if codec == "libvpx-vp9" else "pyav")
+    assert video.decoder == ("decord" if codec == "libvpx-vp9" else "pyav")
     for frame, i in zip(video.frames, video.indices, strict=True):
         assert np.array_equal(frame, truth[i])
     assert np.allclose(video.timestamps, times[video.indices], atol=1e-6)
@@ -85,8 +93,8 @@ def test_huge_frames_are_shrunk_while_decoding(tmp_path):
     path = write_clip(
         str(tmp_path / "big.mp4"), frames(3, 2400, 4000), options={"preset": "ultrafast"}
     )
-    for backends in (("decord",), ("pyav",)):
-        video = decode_video(path, backends=backends)
+    for decoders in (("decord",), ("pyav",)):
+        video = decode_video(path, decoders=decoders)
         assert video.frames.shape == (32, 1080, 1800, 3)  # short side 1080, aspect kept
         assert (video.source_height, video.source_width) == (2400, 4000)
         assert "resized from 4000x2400" in video.note
@@ -120,7 +128,7 @@ def test_remote_sources_are_copied_and_tar_members_read_by_range(tmp_path):
         tar.add(str(tmp_path / "v.mp4"), arcname="key.mp4")
     with tarfile.open(tmp_path / "s.tar") as tar:
         info = tar.getmember("key.mp4")
-    member = {"shard": str(tmp_path / "s.tar"), "offset": info.offset_data, "size": info.size}
+    member = TarMember(str(tmp_path / "s.tar"), info.offset_data, info.size)
     from_tar = decode_video(f"tar://key.mp4::{tmp_path / 's.tar'}", member=member)
     scanned = decode_video(f"tar://key.mp4::{tmp_path / 's.tar'}")  # no range: fsspec tar scan
     for other in (remote, from_tar, scanned):
@@ -168,3 +176,44 @@ def test_retry_is_bounded_and_only_for_transient_errors(monkeypatch):
         raise FileNotFoundError("http://h/x") from ConnectionRefusedError("refused")
     except FileNotFoundError as wrapped:  # fsspec's HTTP layer hides refusals like this
         assert fetch.classify_read_error(wrapped, "u").kind == "unreachable"
+
+
+def test_work_rows_carry_the_listing_to_the_decode_task(tmp_path, monkeypatch):
+    """list -> work rows -> decode task, without Ray: tar members are read by their recorded byte
+    range with the job's fsspec options, and a failure decided at listing time is not decoded."""
+    path = write_clip(str(tmp_path / "v.mp4"), frames(12))
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        for key in ("whole", "clip", "bad"):
+            tar.add(path, arcname=f"{key}.mp4")
+        for key, bounds in (("clip", b'{"start": 0.25, "end": 0.5}'), ("bad", b'{"end": -1}')):
+            info = tarfile.TarInfo(f"{key}.json")
+            info.size = len(bounds)
+            tar.addfile(info, io.BytesIO(bounds))
+    items = list_videos(str(tmp_path / "s.tar"), storage_options={"timeout": "5"})
+    calls = {}
+
+    def recording(source, num_frames, **kw):
+        calls[source] = kw
+        return decode_video(source, num_frames, **{**kw, "storage_options": None})
+
+    monkeypatch.setattr(decode_rows_module, "decode_video", recording)
+    ids = [it.video_id for it in items]
+    work = SimpleNamespace(rows=range(3), encoders_by_row=dict.fromkeys(range(3), ("e",)))
+    table = work_table([work], ids, items)
+    out = decode_rows({k: np.asarray(v) for k, v in table.to_pydict().items()}, 32)
+    rows = {vid: {k: v[i] for k, v in out.items()} for i, vid in enumerate(out["video_id"])}
+    assert not set(LISTING_COLUMNS) & set(out)
+    assert [str(rows[k]["status"]) for k in ("bad", "clip", "whole")] == ["failed", "ok", "ok"]
+    assert str(rows["bad"]["error"]).startswith("invalid-clip:")
+    with tarfile.open(tmp_path / "s.tar") as tar:
+        info = tar.getmember("whole.mp4")
+    shard = str(tmp_path / "s.tar")
+    whole = calls[f"tar://whole.mp4::{shard}"]
+    assert whole["member"] == TarMember(shard, info.offset_data, info.size)
+    assert whole["storage_options"] == {"timeout": 5}
+    assert len(calls) == 2  # "bad" failed at listing: never read
+    assert np.array_equal(rows["whole"]["frames"], decode_video(path).frames)
+    clip = decode_video(path, start=0.25, end=0.5)
+    assert np.array_equal(rows["clip"]["frames"], clip.frames)
+    extra = json.loads(str(rows["clip"]["extra"]))
+    assert (extra["clip_start"], extra["clip_end"]) == (0.25, 0.5)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.sampling import clip_range, encoder_frame_positions, sample_indices
+from pipeline.sampling import clip_range, sample_indices
 from tests.pipeline.expected_indices import MERV32
 
 
@@ -46,30 +46,6 @@ def test_still_image_repeats_its_only_frame():
 def test_zero_frames_is_an_error():
     with pytest.raises(ValueError, match="0 frames"):
         sample_indices(0)
-
-
-def test_sixteen_frame_encoders_take_every_second_sampled_frame():
-    assert encoder_frame_positions(32, 16).tolist() == [
-        0,
-        2,
-        4,
-        6,
-        8,
-        10,
-        12,
-        14,
-        16,
-        18,
-        20,
-        22,
-        24,
-        26,
-        28,
-        30,
-    ]
-    assert encoder_frame_positions(32, 32).tolist() == list(range(32))
-    with pytest.raises(ValueError, match="does not divide"):
-        encoder_frame_positions(32, 12)
 
 
 TENTHS = np.arange(10) / 10  # frames at 0.0, 0.1, ..., 0.9 s

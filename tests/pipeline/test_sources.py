@@ -8,19 +8,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.corpus import HINTS_KEY, list_videos, plan_shards, split_hints
-from pipeline.sources import input_kind
+from pipeline.corpus import plan_shards
+from pipeline.sources import input_kind, list_videos
 from pipeline.sources.checks import check_id
+from pipeline.sources.item import FILE, TAR_MEMBER, URL, TarMember
 
 
 def _touch(path, data=b"x"):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-
-def _user(item):
-    return split_hints(item.extra)[0]
 
 
 def test_input_kind_by_suffix():
@@ -44,8 +41,8 @@ def test_csv_manifest_resolves_paths_and_carries_typed_columns(tmp_path):
     assert items["007"].source == str(tmp_path / "v" / "a.mp4")
     assert (items["clipA"].start, items["clipA"].end) == (1.5, 4.0)
     assert items["007"].start is None and items["b"].end is None
-    assert _user(items["007"]) == {"label": 3, "input_duration": 12.5, "score": 1.0}
-    assert _user(items["b"]) == {"label": 1}  # empty cells are absent, not NaN
+    assert items["007"].extra == {"label": 3, "input_duration": 12.5, "score": 1.0}
+    assert items["b"].extra == {"label": 1}  # empty cells are absent, not NaN
     assert not any(it.error for it in items.values())
 
 
@@ -100,10 +97,10 @@ def test_llava_json_is_a_manifest(tmp_path):
         ("v1", "/data/clips/v1.mp4"),
         ("v2", "/data/clips/v2.mp4"),
     ]
-    first = _user(items[0])
+    first = items[0].extra
     assert first["llava_entries"] == 2
     assert [c[0]["value"] for c in json.loads(first["conversations"])] == ["Q1", "Q2"]
-    assert _user(items[1])["input_source"] == "msrvtt"  # never overwrites the store's column
+    assert items[1].extra["input_source"] == "msrvtt"  # never overwrites the store's column
 
 
 def _tar(path, members):
@@ -131,13 +128,16 @@ def test_webdataset_shards_by_braces_glob_and_folder(tmp_path):
     assert by_braces == list_videos(str(tmp_path / "s-*.tar")) == list_videos(str(tmp_path))
     items = {it.video_id: it for it in by_braces}
     assert sorted(items) == ["a", "b", "sub/c"]  # the json-only sample holds no video
-    assert items["a"].start == 0.5 and _user(items["a"]) == {"label": 1}
-    assert _user(items["b"]) == {"cls": 7} and _user(items["sub/c"]) == {"txt": "a caption"}
+    assert items["a"].start == 0.5 and items["a"].extra == {"label": 1}
+    assert items["b"].extra == {"cls": 7} and items["sub/c"].extra == {"txt": "a caption"}
     assert items["sub/c"].source == f"tar://sub/c.video.mp4::{tmp_path / 's-001.tar'}"
-    member = items["b"].hints["member"]
-    with open(member["shard"], "rb") as f:  # the recorded byte range is the member's bytes
-        f.seek(member["offset"])
-        assert f.read(member["size"]) == b"BBBBBB"
+    assert {it.source_kind for it in by_braces} == {TAR_MEMBER}
+    member = items["b"].member
+    assert member.shard == str(tmp_path / "s-000.tar")
+    with open(member.shard, "rb") as f:  # the recorded byte range is the member's bytes
+        f.seek(member.offset)
+        assert f.read(member.size) == b"BBBBBB"
+    assert items["sub/c"].member.size == 2 and items["a"].storage_options is None
 
 
 def test_tar_keys_and_duplicates_across_shards_fail_as_rows(tmp_path):
@@ -201,10 +201,11 @@ def test_fsspec_folder_listing_and_storage_options(tmp_path):
         ("a", "memory:///corpus/a.mp4"),
         ("sub/b", "memory:///corpus/sub/b.webm"),
     ]
-    assert items[0].hints["storage_options"] == {"anon": True}  # typed, travels to workers
+    assert items[0].storage_options == {"anon": True}  # typed, travels to workers
+    assert items[0].source_kind == URL and items[0].extra == {}
     assert [i.video_id for i in list_videos("memory://corpus/*.mp4")] == ["a"]
-    local = _touch(tmp_path / "c.mp4")
-    assert HINTS_KEY not in list_videos(str(local), storage_options={"anon": "1"})[0].extra
+    local = list_videos(str(_touch(tmp_path / "c.mp4")), storage_options={"anon": "1"})[0]
+    assert (local.source_kind, local.storage_options, local.extra) == (FILE, None, {})
 
 
 def test_manifest_at_a_url_resolves_relative_paths_against_it():
@@ -218,3 +219,50 @@ def test_manifest_at_a_url_resolves_relative_paths_against_it():
         ("v", "memory://lists/clips/v.mp4"),
         ("w", "/abs/w.mp4"),
     ]
+
+
+def test_tar_members_at_a_url_carry_the_storage_options():
+    import fsspec
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("k.mp4", b"VIDEO"), ("k.cls", b"2")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    fsspec.filesystem("memory").pipe("/wds/s-0.tar", buf.getvalue())
+    (item,) = list_videos("memory://wds/s-0.tar", storage_options={"anon": "true"})
+    assert (item.video_id, item.source_kind, item.extra) == ("k", TAR_MEMBER, {"cls": 2})
+    assert item.storage_options == {"anon": True}
+    assert item.member == TarMember("memory://wds/s-0.tar", 512, 5)  # after one 512-byte header
+
+
+def test_input_columns_named_like_pipeline_fields_stay_the_users(tmp_path):
+    # Nothing the pipeline needs rides in ``extra``: a manifest column cannot pose as a tar
+    # member, fsspec options or a failure, and is carried into the manifest like any other.
+    (tmp_path / "m.csv").write_text(
+        "video_id,path,_merv,error,listing_error,source_kind,member,storage_options\n"
+        'v,v.mp4,x,oops,bad,tar-member,"{""offset"": 1}",anon\n'
+    )
+    (item,) = list_videos(str(tmp_path / "m.csv"), storage_options={"anon": "1"})
+    assert item.source_kind == FILE
+    assert item.error is item.member is item.storage_options is None
+    assert item.extra == {
+        "_merv": "x",
+        "input_error": "oops",
+        "listing_error": "bad",
+        "source_kind": "tar-member",
+        "member": '{"offset": 1}',
+        "storage_options": "anon",
+    }
+
+
+def test_an_item_kind_and_its_member_agree():
+    from pipeline.sources.item import VideoItem
+
+    with pytest.raises(ValueError, match="member"):
+        VideoItem("a", "tar://a.mp4::s.tar", source_kind=TAR_MEMBER)
+    with pytest.raises(ValueError, match="member"):
+        VideoItem("a", "a.mp4", member=TarMember("s.tar", 512, 3))
+    with pytest.raises(ValueError, match="source_kind"):
+        VideoItem("a", "a.mp4", source_kind="ftp")

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.corpus import list_videos, plan_shards
+from pipeline.corpus import plan_shards
+from pipeline.sources import list_videos
 from pipeline.store import FeatureStore, StoreError
 
 
@@ -56,7 +57,8 @@ def test_store_round_trip_is_sharded_float16(tmp_path):
     arr = zarr.open_group(url, mode="r")["features/a"]
     assert arr.dtype == np.float16 and arr.shape == (5, 16, 64, 8)
     assert arr.chunks == (1, 16, 64, 8) and arr.shards == (2, 16, 64, 8)
-    assert arr.metadata.dimension_names == ("video", "time", "token", "channel")
+    assert arr.metadata.dimension_names == ("video_id", "time", "token", "channel_a")
+    assert zarr.open_group(url, mode="r")["features/video_id"][:].tolist() == ids
 
 
 def test_shard_marker_is_written_only_with_valid_data(tmp_path):
@@ -89,7 +91,7 @@ def test_listing_is_sorted_recursive_and_keeps_ids_unique(tmp_path):
 
 
 def test_shard_plan_is_deterministic():
-    from pipeline.corpus import VideoItem
+    from pipeline.sources import VideoItem
 
     items = [VideoItem(v, v) for v in ["c", "a", "b", "e", "d"]]
     plan = plan_shards(items, 2)
@@ -100,7 +102,8 @@ def test_shard_plan_is_deterministic():
 
 
 def test_shard_plan_arithmetic_and_refusals():
-    from pipeline.corpus import ShardPlan, VideoItem
+    from pipeline.corpus import ShardPlan
+    from pipeline.sources import VideoItem
 
     plan = ShardPlan(tuple("abcdefghij"), 4)
     assert (plan.num_rows, plan.num_shards) == (10, 3)

@@ -150,3 +150,101 @@ def test_manifest_rows_must_match_the_shard(tmp_path):
             2, {"a": _block(range(8, 12), "a")}, [_entry(r, IDS[r]) for r in range(8, 10)]
         )
     assert store.committed_shards() == set()
+
+
+def test_row_status_per_encoder_whole_store_and_one_shard(tmp_path):
+    store = _store(tmp_path)
+    _write(store, 0, failed_rows=[1])
+    _write(store, 1, encoders=("a",), failed={"a": {6: "encoder: a: nan"}})
+    store.append_videos(["w0"])  # shard 2 has rows 8-10, nothing committed there
+    assert store.row_status("a").tolist() == (
+        ["ok", "failed", "ok", "ok"] + ["ok", "ok", "failed", "ok"] + ["pending"] * 3
+    )
+    assert store.row_status("b").tolist() == ["ok", "failed", "ok", "ok"] + ["pending"] * 7
+    assert store.row_status("a", 1).tolist() == ["ok", "ok", "failed", "ok"]
+    assert store.row_status("b", 1).tolist() == ["pending"] * 4
+    assert store.row_status("a", 2).tolist() == ["pending"] * 3
+    # Markers the caller has read already are used as they are (nothing is read again).
+    assert store.row_status("a", 1, store.commits("a", 1)).tolist() == ["ok", "ok", "failed", "ok"]
+    assert store.row_status("a", 1, {}).tolist() == ["pending"] * 4
+    assert store.row_status("b", markers=store.commits("a")).tolist() == (
+        store.row_status("a").tolist()
+    )
+    assert store.commits("b", 1) == {} and store.commits("a", 0) == {0: store.commit_marker("a", 0)}
+    # ok_rows counts only the encoders asked for: row 6 failed for a only, 4-7 pending for b.
+    assert store.ok_rows(["b"]).tolist() == [0, 2, 3]
+    assert store.ok_rows(["a"]).tolist() == [0, 2, 3, 4, 5, 7]
+    assert store.ok_rows().tolist() == store.ok_rows(["a", "b"]).tolist() == [0, 2, 3]
+    with pytest.raises(StoreError, match="'zzz' is not in store"):
+        store.ok_rows(["zzz"])
+
+
+def test_ids_are_utf8_bytes_grown_for_longer_ids_and_a_string_coordinate(tmp_path):
+    import zarr
+
+    store = _store(tmp_path, ids=["b", "a/é"])
+    index = zarr.open_group(store.url, mode="r")["index/video_id"]
+    assert index.dtype == np.uint8 and index.shape == (2, 4)  # "a/é" is 4 bytes
+    assert bytes(index[1]) == "a/é".encode() and bytes(index[0]) == b"b\0\0\0"
+    store.append_videos(["c" * 9, "d"])
+    group = zarr.open_group(store.url, mode="r")
+    assert group["index/video_id"].shape == (4, 9)
+    assert group["features/video_id"][:].tolist() == ["b", "a/é", "c" * 9, "d"]
+    assert FeatureStore.open(store.url).video_ids == ["b", "a/é", "c" * 9, "d"]
+    assert store.num_shards == 1 and store.read_rows("a", [3]).shape == (1, T, 1, 3)
+    with pytest.raises(StoreError, match="NUL"):
+        store.append_videos(["bad\0id"])
+    empty = FeatureStore.create(str(tmp_path / "e.zarr"), [], {"a": (3, {})}, shard_size=4)
+    assert FeatureStore.open(empty.url).video_ids == [] and empty.ok_rows().tolist() == []
+
+
+def _version_1_store(url: str) -> None:
+    """A store as format version 1 wrote it: string ids, one "channel" dimension name."""
+    import zarr
+
+    group = zarr.open_group(url, mode="w-", zarr_format=3)
+    attrs = {"merv_store_version": 1, "time_steps": T, "grid": 1, "shard_size": 4}
+    group.attrs.update({**attrs, "num_rows": 6, "encoders": ["a"], "sampling": "..."})
+    index = group.create_array("index/video_id", shape=(6,), dtype=str, chunks=(6,))
+    index[:] = np.asarray(IDS[:6], dtype=object)
+    arr = group.create_array(
+        "features/a",
+        shape=(6, T, 1, 3),
+        chunks=(1, T, 1, 3),
+        shards=(4, T, 1, 3),
+        dtype="float16",
+        fill_value=0.0,
+        dimension_names=("video", "time", "token", "channel"),
+    )
+    arr.attrs.update({"spec": {"fingerprint": "fa"}, "fingerprint": "fa"})
+
+
+def test_a_version_1_store_is_read_and_grown_in_its_own_form(tmp_path):
+    import zarr
+
+    url = str(tmp_path / "v1.zarr")
+    _version_1_store(url)
+    store = FeatureStore.open(url, mode="r+")
+    assert store.version == 1 and store.video_ids == IDS[:6] and store.num_shards == 2
+    _write(store, 0, encoders=("a",), failed_rows=[2])
+    assert store.ok_rows().tolist() == [0, 1, 3]
+    assert np.array_equal(store.read_rows("a", [3, 0]), _block([3, 0], "a"))
+    store.append_videos(["w0"])
+    store.add_encoder("b", WIDTH["b"], {"fingerprint": "fb"})
+    group = zarr.open_group(url, mode="r")
+    assert group["index/video_id"][:].tolist() == [*IDS[:6], "w0"]  # still strings
+    assert "video_id" not in group["features"]
+    assert group["features/b"].metadata.dimension_names == ("video", "time", "token", "channel")
+    assert group.attrs["merv_store_version"] == 1
+    reopened = FeatureStore.open(url)
+    assert reopened.video_ids == [*IDS[:6], "w0"] and reopened.encoders == ["a", "b"]
+    assert reopened.row_status("a").tolist() == ["ok", "ok", "failed", "ok"] + ["pending"] * 3
+
+
+def test_an_unknown_format_version_is_refused_in_one_line(tmp_path):
+    import zarr
+
+    store = _store(tmp_path)
+    zarr.open_group(store.url, mode="r+").attrs["merv_store_version"] = 3
+    with pytest.raises(StoreError, match=r"format version 3; .* reads versions 1, 2: upgrade"):
+        FeatureStore.open(store.url)

@@ -4,13 +4,15 @@ The same zoo runs through the whole job in tests/jobs/test_inputs_e2e.py."""
 
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from pipeline.corpus import list_videos
 from pipeline.decode_rows import decode_rows
 from pipeline.failures import reason_class
+from pipeline.rows import CLIP_COLUMNS, DECODE_FACT_COLUMNS, LISTING_COLUMNS, work_table
+from pipeline.sources import list_videos
 from tests.pipeline.zoo import (
     ZooEntry,
     dead_url,
@@ -32,18 +34,14 @@ def zoo(tmp_path_factory, real_corpus):
                 ZooEntry(f"real/{clip.stem}{clip.suffix}", str(folder / clip.name), "ok")
             )
         items = list_videos(write_manifest(entries, str(folder / "zoo.csv")))
+        ids = [it.video_id for it in items]
+        work = SimpleNamespace(
+            rows=range(len(ids)), encoders_by_row=dict.fromkeys(range(len(ids)), ())
+        )
         rows = {}
-        for it in items:
-            batch = {
-                "row": np.array([0]),
-                "video_id": np.array([it.video_id]),
-                "source": np.array([it.source]),
-                "start": np.array([np.nan if it.start is None else it.start]),
-                "end": np.array([np.nan if it.end is None else it.end]),
-                "extra": np.array([json.dumps(it.extra)]),
-            }
-            out = decode_rows(batch, 32)
-            rows[it.video_id] = {k: v[0] for k, v in out.items()}
+        for row in work_table([work], ids, items).to_pylist():  # one decode task per row
+            out = decode_rows({k: np.array([v]) for k, v in row.items()}, 32)
+            rows[row["video_id"]] = {k: v[0] for k, v in out.items()}
     return entries, rows
 
 
@@ -80,8 +78,8 @@ def test_every_file_gets_exactly_its_status_and_reason_class(zoo):
         if r["status"] == "ok":
             assert r["frames"].shape[0] == 32 and r["frames"].dtype == np.uint8
             assert len(r["sampled_indices"]) == 32 and error == ""
-        extra = json.loads(str(r["extra"]))
-        assert "_merv" not in extra  # hints never reach the manifest
+        assert not set(LISTING_COLUMNS) & set(r)  # read by the decode task, not passed on
+        assert set(json.loads(str(r["extra"]))) <= {"kind", *CLIP_COLUMNS, *DECODE_FACT_COLUMNS}
 
 
 def test_salvaged_resized_rotated_and_clipped_rows_say_so(zoo):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tests.helpers import noise_frames as frames
+
 FPS = 16
 
 
@@ -28,13 +30,6 @@ class ZooEntry:
     reason: str | None = None  # failure class token
     start: float | None = None
     end: float | None = None
-
-
-def frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
-    """Noise frames with a bright marker in the top-left corner (so orientation is visible)."""
-    out = np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-    out[:, : max(1, h // 5), : max(1, w // 3)] = (255, 0, 0)
-    return out
 
 
 def write_clip(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.align import align_tokens
+from encoders.align import align_tokens
 
 
 def _grid_16x16(b: int = 2, t: int = 16, c: int = 3) -> torch.Tensor:

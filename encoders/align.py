@@ -1,8 +1,11 @@
-"""Spatio-temporal alignment of raw encoder token grids to a common [T, G*G] layout.
+"""Spatio-temporal alignment of an encoder's raw token grid to the common [T, G*G, C] layout.
+
+Runs on the workers, right after the encoder's forward: every encoder's features are stored
+aligned, so encoders with different grids (16x16, 14x14) and time steps share one layout.
 
 Time: adaptive average pooling to ``time_steps`` (a no-op when the encoder already has 16 steps).
 Space: per frame, ``adaptive_avg_pool2d`` of the patch grid to ``grid x grid`` (16x16 -> exact
-2x2 means; 14x14 -> overlapping windows), exactly as MERV_SPEC.md states.
+2x2 means; 14x14 -> overlapping windows), as MERV's reference does.
 """
 
 from __future__ import annotations
