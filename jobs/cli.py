@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-import re
 import sys
 
+from jobs import exits, verify
 from jobs.config import ExtractConfig
 from pipeline.config import ConfigError, build_config
 
@@ -15,13 +16,16 @@ EPILOG = (
 )
 
 
+_RETRIES = "retries of a video that kills its decode worker, then it fails worker-crash (2)"
+
+
 def _add_extract(sub) -> None:
     p = sub.add_parser(
         "extract",
         help="run every frozen encoder once over a corpus into a Zarr store",
         description="Decode each video once, run every encoder of SET on it, align to "
         "[T, GxG] and write float16 features into a sharded Zarr v3 store. Reruns resume.",
-        epilog=EPILOG,
+        epilog=f"{EPILOG} {exits.EXIT_CODES_HELP}.",
     )
     p.add_argument(
         "input",
@@ -38,6 +42,20 @@ def _add_extract(sub) -> None:
     _add_extract_resources(p)
     _add_extract_inputs(p)
     p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
+    p.add_argument(
+        "--max-failed",
+        dest="max_failed",
+        metavar="N|F",
+        help="exit with code 3 when more videos fail than this: a count (5) or a fraction of "
+        "the videos processed (0.05 or 5%%); default: failed videos never fail the job",
+    )
+    p.add_argument(
+        "--break-lock",
+        action="store_const",
+        const=True,
+        dest="break_lock",
+        help="remove the store's lock first: only when the job holding it is known dead",
+    )
 
 
 def _add_extract_resources(p) -> None:
@@ -62,6 +80,7 @@ def _add_extract_resources(p) -> None:
         dest="decode_workers",
         help="concurrent decode tasks (default: all free CPUs)",
     )
+    p.add_argument("--max-video-retries", type=int, dest="max_video_retries", help=_RETRIES)
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="encoder dtype")
     p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")
 
@@ -131,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="merv", description="MERV feature-precompute pipeline: extract once, train cheaply."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error, not just its line"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_extract(sub)
     p = sub.add_parser(
@@ -141,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--failed", action="store_true", help="list only the failed videos and why")
+    verify.add_parser(sub)
     p = sub.add_parser(
         "encoders",
         help="list registered encoders",
@@ -203,36 +226,23 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "extract":
         from jobs.extract import run_extract
 
-        overrides = {
-            k: getattr(args, k)
-            for k in (
-                "input",
-                "store",
-                "encoders",
-                "address",
-                "shard_size",
-                "batch_size",
-                "encoder_actors",
-                "encoder_threads",
-                "encoder_gpus",
-                "decode_workers",
-                "dtype",
-                "weights",
-                "all_files",
-                "progress",
-                "retry_failed",
-                "overwrite_encoders",
-                "video_root",
-                "storage_options",
-            )
-        }
-        telemetry = run_extract(build_config(ExtractConfig, args.config, "extract", overrides))
-        return 0 if telemetry.ok or not telemetry.processed else 1
+        # every flag of `extract` is named after its ExtractConfig field (None: not given)
+        fields = {f.name for f in dataclasses.fields(ExtractConfig)}
+        overrides = {k: v for k, v in vars(args).items() if k in fields}
+        cfg = build_config(ExtractConfig, args.config, "extract", overrides)
+        try:
+            t = run_extract(cfg)
+        except OSError as err:
+            err.merv_store = cfg.store  # named in its one line (a full disk's is the store's)
+            raise
+        return exits.failed_verdict(t.failed, t.processed, cfg.max_failed, cfg.store)
     if args.command == "status":
         from jobs.status import print_status
 
         print_status(args.store, args.json, args.failed)
         return 0
+    if hasattr(args, "handler"):  # a subcommand that dispatches itself (verify)
+        return args.handler(args)
     if args.command == "encoders":
         from jobs.encoders_cmd import check_encoder, list_encoders
 
@@ -255,26 +265,9 @@ def run(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> None:
     try:
         sys.exit(run(argv))
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"merv: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as err:  # StoreError, WeightsNotFoundError, a Ray worker's error, ...
-        if not isinstance(err, RuntimeError) and not type(err).__module__.startswith("ray"):
-            raise  # a bug: keep the traceback
-        print(f"merv: error: {_root_cause(err)}", file=sys.stderr)
-        sys.exit(1)
+    except Exception as err:  # noqa: BLE001 - every error ends in one line and its exit code
+        debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+        sys.exit(exits.report(err, debug, getattr(err, "merv_store", "")))
 
 
-def _root_cause(err: BaseException) -> str:
-    """One line. Our errors speak for themselves; a Ray worker's error arrives wrapped with the
-    remote traceback, whose last line is the worker's own `pkg.SomeError: message`."""
-    best, seen = str(err).strip() or type(err).__name__, set()
-    while isinstance(err, BaseException) and id(err) not in seen:
-        seen.add(id(err))
-        lines = [line for line in str(err).strip().splitlines() if line.strip()]
-        if lines:
-            best = lines[-1]
-        if not type(err).__module__.startswith("ray"):
-            break
-        err = getattr(err, "cause", None) or err.__cause__  # Ray Data's wrappers are empty
-    return re.sub(r"^[\w.]+(Error|Exception): ", "", best)
+_root_cause = exits.root_cause  # the one-line form of a (Ray-wrapped) error

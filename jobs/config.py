@@ -9,8 +9,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, Range, check_ranges
 from pipeline.sampling import NUM_SAMPLED_FRAMES
+
+# The allowed values of every number field of ExtractConfig, checked when the config is made,
+# so a bad value is refused before any store, folder or Ray is created. A new number field is
+# one entry here.
+RANGES = {
+    "shard_size": Range(1),
+    "batch_size": Range(1),
+    "encoder_actors": Range(1),
+    "encoder_cpus": Range(0, above=True),
+    "encoder_threads": Range(0),
+    "encoder_gpus": Range(0, none=True),
+    "decode_workers": Range(0),
+    "decode_memory_mb": Range(1),
+    "max_video_retries": Range(0),
+    "read_timeout_s": Range(0),
+    # no more steps than decoded frames, no more cells than the largest patch grid of MERV's
+    # encoders (16x16): beyond that, pooling would only repeat values
+    "time_steps": Range(1, NUM_SAMPLED_FRAMES),
+    "grid": Range(1, 16),
+}
 
 
 @dataclass
@@ -27,6 +47,8 @@ class ExtractConfig:
     encoder_gpus: float | None = None  # GPUs per actor (fractional ok); None = 1 if CUDA else 0
     decode_workers: int = 0  # concurrent decode tasks; 0 = let Ray use the free CPUs
     decode_memory_mb: int = 512  # memory reserved per decode task (bounds frames in flight)
+    max_video_retries: int = 2  # retries of a video whose decode kills its worker; then failed
+    read_timeout_s: float = 120.0  # time limit of one remote video read (all tries); 0 = none
     dtype: str = "auto"  # encoder compute dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16
     weights: dict[str, str] = field(default_factory=dict)  # encoder name -> local weights path
     random_weights: bool = False  # benchmarks only: full-size architectures, random weights
@@ -46,6 +68,11 @@ class ExtractConfig:
     num_frames: int = NUM_SAMPLED_FRAMES
     address: str | None = None  # Ray cluster address; None = local in-process Ray
     progress: bool = True
+    break_lock: bool = False  # remove the store's lock first (its holder is known dead); not saved
+    lock_lease_s: float = 60.0  # the store lock's lease, renewed every third of it
+    # failed videos the job tolerates before it exits with code 3: a count ("5") or a fraction
+    # of the videos it processed ("0.05", "5%"); "" = any number (failures alone never fail it)
+    max_failed: str = ""
 
     def __post_init__(self) -> None:
         if self.num_frames != NUM_SAMPLED_FRAMES:
@@ -54,3 +81,30 @@ class ExtractConfig:
                 f"{NUM_SAMPLED_FRAMES} frames per video (ViViT takes all, 16-frame encoders every "
                 "second one): remove the field"
             )
+        check_ranges(self, RANGES)
+        failed_allowed(self.max_failed, 0)  # refuse a malformed value now, not at the end
+
+
+def failed_allowed(max_failed: str, processed: int) -> float:
+    """How many failed videos of ``processed`` ``max_failed`` tolerates (see the field)."""
+    text = str(max_failed).strip()
+    if not text:
+        return float("inf")
+    try:
+        if text.endswith("%"):
+            fraction = float(text[:-1]) / 100
+        elif "." in text or "e" in text.lower():
+            fraction = float(text)
+        else:
+            count = int(text)
+            if count < 0:
+                raise ValueError(text)
+            return count
+    except ValueError:
+        fraction = -1.0
+    if not 0 <= fraction <= 1:
+        raise ConfigError(
+            f"max_failed: {max_failed!r} is not allowed; it must be a count >= 0 (5) or a "
+            "fraction 0..1 of the videos processed (0.05 or 5%)"
+        )
+    return fraction * processed

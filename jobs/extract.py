@@ -9,6 +9,7 @@ so an interrupted job resumes where it stopped and a finished one does nothing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ import pyarrow.compute as pc
 
 from jobs.config import ExtractConfig
 from jobs.planning import open_or_create_store, plan_work
+from jobs.poison import decode_task_options, decode_with_retries
+from jobs.store_target import check_store_target
 from jobs.telemetry import Telemetry
 from jobs.writer import ShardWriter
 from pipeline import failures
@@ -26,6 +29,7 @@ from pipeline.faults import fault_point
 from pipeline.rows import FAILED, TIMING_COLUMNS, work_table
 from pipeline.sources import VideoItem, list_videos
 from pipeline.store import FeatureStore
+from pipeline.store.lock import StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ def init_ray(address: str | None) -> bool:
     return True
 
 
-def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
+def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list, per_block=0, retries=0):
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
@@ -71,7 +75,8 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
     use_gpu = bool(cfg.encoder_gpus)
     # Blocks of one encoder batch: a block is decoded by one task, so decode parallelism comes
     # from the number of blocks (capped, so a huge corpus does not become millions of objects).
-    rows_per_block = max(cfg.batch_size, -(-todo.num_rows // 100_000))
+    rows_per_block = per_block or max(cfg.batch_size, -(-todo.num_rows // 100_000))
+    ctx.max_errored_blocks = -1  # a crashed block's rows are redone by jobs/poison.py
     ds = ray.data.from_arrow(
         [todo.slice(i, rows_per_block) for i in range(0, todo.num_rows, rows_per_block)]
     )
@@ -87,8 +92,9 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list):
         num_cpus=1,
         batch_format="numpy",
         memory=cfg.decode_memory_mb * 2**20,
-        fn_kwargs={"num_frames": cfg.num_frames},
+        fn_kwargs={"num_frames": cfg.num_frames, "read_timeout_s": cfg.read_timeout_s},
         **decode_opts,
+        **decode_task_options(retries),
     )
     return ds.map_batches(
         EncoderActor,
@@ -128,6 +134,7 @@ def _list_corpus(cfg: ExtractConfig) -> list[VideoItem]:
         all_files=cfg.all_files,
         video_root=cfg.video_root,
         storage_options=cfg.storage_options,
+        exclude=[cfg.store],  # a store inside the input folder is never its own input
     )
     if not items:
         raise ConfigError(f"no videos found in {cfg.input}")
@@ -153,6 +160,22 @@ def _no_source(row: dict) -> dict:
     }
 
 
+def _holding_store_lock(run):
+    """Run the job holding the store's one-writer lock (taken before the store is planned or
+    opened for writing, renewed while it runs, released however it ends)."""
+
+    @functools.wraps(run)
+    def locked(cfg: ExtractConfig, *args, **kwargs):
+        if not cfg.store:
+            return run(cfg, *args, **kwargs)  # refused there, in one line
+        check_store_target(cfg.store)  # a file or a foreign folder: one line, before the lock
+        with StoreLock(cfg.store, lease_s=cfg.lock_lease_s, break_lock=cfg.break_lock):
+            return run(cfg, *args, **kwargs)
+
+    return locked
+
+
+@_holding_store_lock
 def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     """Run (or resume) an extraction job; ``on_batch(telemetry)`` is called after each batch."""
     from encoders import check_encoders, get_spec
@@ -197,8 +220,7 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
         started_ray = init_ray(cfg.address)
         try:
             cfg = _resolve_gpus(cfg)
-            dataset = _build_dataset(cfg, todo, specs)
-            _consume(dataset, writer, telemetry, _progress(todo.num_rows, cfg.progress), on_batch)
+            _run_passes(cfg, todo, specs, writer, telemetry, on_batch)
         finally:
             if started_ray:
                 import ray
@@ -214,13 +236,30 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     return telemetry
 
 
-def _consume(dataset, writer: ShardWriter, telemetry: Telemetry, bar, on_batch) -> None:
-    """Drain the dataset on the driver: count, record failures, hand rows to the writer."""
+def _run_passes(cfg: ExtractConfig, todo: pa.Table, specs, writer, telemetry, on_batch) -> None:
+    """Decode and encode ``todo``; a video that kills its worker is retried a bounded number
+    of times, then recorded failed (``jobs.poison``)."""
+    bar = _progress(todo.num_rows, cfg.progress)
+
+    def run_pass(rows: pa.Table, per_block: int, retries: int) -> set[int]:
+        dataset = _build_dataset(cfg, rows, specs, per_block, retries)
+        return _consume(dataset, writer, telemetry, bar, on_batch)
+
+    record = lambda row: writer.add(telemetry.record(row))  # noqa: E731
+    decode_with_retries(todo, cfg.max_video_retries, run_pass, record)
+    bar.close()
+
+
+def _consume(dataset, writer: ShardWriter, telemetry: Telemetry, bar, on_batch) -> set[int]:
+    """Drain the dataset on the driver: count, record failures, hand rows to the writer; the
+    row numbers received."""
+    got: set[int] = set()
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         n = len(batch["row"])
         for i in range(n):
             row = {k: v[i] for k, v in batch.items()}
             row["row"] = int(row["row"])
+            got.add(row["row"])
             row["status"], row["error"] = str(row["status"]), str(row["error"])
             row["extra"] = json.loads(str(row["extra"]))
             writer.add(telemetry.record(row))
@@ -230,7 +269,7 @@ def _consume(dataset, writer: ShardWriter, telemetry: Telemetry, bar, on_batch) 
         bar.set_postfix(failed=telemetry.failed)
         if on_batch:
             on_batch(telemetry)
-    bar.close()
+    return got
 
 
 def _progress(total: int, enabled: bool):
@@ -240,7 +279,7 @@ def _progress(total: int, enabled: bool):
 
 
 def _save_effective_config(store: FeatureStore, cfg: ExtractConfig, echo) -> None:
-    text = to_yaml(cfg, "extract")
+    text = to_yaml(dataclasses.replace(cfg, break_lock=False), "extract")  # never replayed
     echo("effective config:\n" + text.rstrip())
     store.write_job_file("extract.yaml", text.encode())
 

@@ -85,7 +85,24 @@ def open_or_create_store(
     known = set(store.video_ids)
     new_ids = sorted({it.video_id for it in items} - known)
     store.append_videos(new_ids)
+    drop_damaged(store)
     return store, len(new_ids), added
+
+
+def drop_damaged(store: FeatureStore) -> list:
+    """The cheap integrity check (sizes, one listing per encoder; hashing every committed byte
+    on every rerun would cost a full read of the store): damaged or missing shards, and
+    unreadable markers, lose their markers and so are recomputed by this run."""
+    damage = store.damaged(hashes=False)
+    if damage:
+        store.invalidate(damage)
+        log.warning(
+            "store %s: %d damaged shard(s) recomputed: %s",
+            store.url,
+            len(damage),
+            "; ".join(f"{d.encoder} shard {d.shard}: {d.problem}" for d in damage),
+        )
+    return damage
 
 
 def plan_work(

@@ -11,12 +11,15 @@ import time
 
 import numpy as np
 
-from pipeline import failures
+from pipeline import failures, fetch
 from pipeline.decode_rows import decode_rows
 from pipeline.faults import fault_point
 
 
-def decode_batch(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
+def decode_batch(
+    batch: dict[str, np.ndarray], num_frames: int, read_timeout_s: float = fetch.READ_TIMEOUT_S
+) -> dict[str, np.ndarray]:
+    fetch.READ_TIMEOUT_S = read_timeout_s  # this worker's time limit for a remote read
     # Each row's source (path, URL or tar member) honouring its start/end; how to reach it and
     # listing-time failures are the work row's own columns (see pipeline.decode_rows).
     return decode_rows(batch, num_frames)

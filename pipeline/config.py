@@ -143,3 +143,39 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a number field: ``low``..``high`` (None: unbounded), ``low``
+    itself excluded when ``above``; ``none``: None (unset) is allowed too."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    none: bool = False
+
+    def allows(self, value: Any) -> bool:
+        if value is None:
+            return self.none
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None and not self.above:
+            text = f"{self.low}..{self.high}"
+        else:
+            low = f"{'>' if self.above else '>='} {self.low}" if self.low is not None else ""
+            high = f"<= {self.high}" if self.high is not None else ""
+            text = " and ".join(t for t in (low, high) if t)
+        return f"unset (null) or {text}" if self.none else text
+
+
+def check_ranges(config: Any, ranges: Mapping[str, Range]) -> None:
+    """Refuse, in one ``ConfigError`` line naming the field and its range, the first number
+    field of ``config`` outside its ``Range`` (a table: one entry per field)."""
+    for name, allowed in ranges.items():
+        value = getattr(config, name)
+        if not allowed.allows(value):
+            raise ConfigError(f"{name}: {value!r} is not allowed; it must be {allowed}")

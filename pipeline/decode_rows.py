@@ -22,6 +22,7 @@ import numpy as np
 from pipeline import failures
 from pipeline.decode import DecodedVideo, decode_video
 from pipeline.failures import DecodeError, one_line
+from pipeline.faults import fault_point
 from pipeline.rows import (
     CLIP_COLUMNS,
     DECODE_COLUMNS,
@@ -67,6 +68,7 @@ def _decode_row(
     listing_error = str(batch["listing_error"][i])
     if listing_error:  # decided at listing time: duplicate or invalid id, bad bounds, ...
         return None, one_line(listing_error, 500)
+    fault_point("decode_video", key=str(batch["video_id"][i]))  # tests: a poison-pill video
     try:
         video = decode_video(
             str(batch["source"][i]),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 MISSING = "missing"  # no such file, object, URL (404) or tar member
 UNREACHABLE = "unreachable"  # network failure that outlived the bounded retry
-UNREADABLE = "unreadable"  # exists but cannot be read: a directory, permission, I/O error
+UNREADABLE = "unreadable"  # exists but cannot be read: permission, I/O error
+NOT_A_FILE = "not-a-file"  # a FIFO, device, socket, /proc or /sys file, or a folder: never read
 EMPTY = "empty"  # zero bytes
 TOO_LARGE = "too-large"  # over the byte cap for a remote copy, or absurd frame dimensions
 NOT_VIDEO = "not-video"  # a readable file that is no media at all (text, archive, ...)
@@ -22,11 +23,13 @@ INVALID_ID = "invalid-id"  # empty, control characters, absolute or ``..`` path 
 INVALID_CLIP = "invalid-clip"  # start/end not numbers, negative, or end <= start
 INVALID_ENTRY = "invalid-entry"  # a manifest entry without a usable video path
 ENCODER = "encoder"  # decoded fine, an encoder failed on it (set by the encoder stage)
+WORKER_CRASH = "worker-crash"  # its worker died (signal, OOM kill) on every bounded attempt
 
 CLASSES = (
     MISSING,
     UNREACHABLE,
     UNREADABLE,
+    NOT_A_FILE,
     EMPTY,
     TOO_LARGE,
     NOT_VIDEO,
@@ -39,6 +42,7 @@ CLASSES = (
     INVALID_CLIP,
     INVALID_ENTRY,
     ENCODER,
+    WORKER_CRASH,
 )
 
 

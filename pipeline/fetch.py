@@ -4,6 +4,10 @@ Local files are decoded in place. Anything remote is copied to a private tempora
 under a byte cap, because decord and PyAV both want a seekable local file and a copy costs one
 sequential read. Transient read errors (connection refused or reset, timeouts) are retried a
 bounded number of times with backoff; permanent ones (404, no such key, permission) are not.
+A remote copy has a time limit (``READ_TIMEOUT_S``, set per job), so a stalled server costs one
+video, not the job. A local path is refused as ``not-a-file`` unless it is a regular file (a
+FIFO would block the reader forever, ``/dev/zero`` never ends, ``/proc`` files lie about size),
+and is opened non-blocking, so nothing swapped in after the check can block either.
 Nothing here builds a path from a video id or a tar member name: the temporary file's name is
 random and only keeps a sanitised extension (some demuxers look at it).
 """
@@ -14,7 +18,9 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
@@ -30,7 +36,9 @@ T = TypeVar("T")
 MAX_FETCH_BYTES = 8 * 2**30  # a remote video bigger than this fails as too-large, not ENOSPC
 RETRIES = 3
 BACKOFF_S = 0.25  # 0.25 s, 0.5 s between the three tries: bounded, quick for a dead host
+READ_TIMEOUT_S = 120.0  # per remote video copy, all tries together; the job sets its own
 _COPY_CHUNK = 8 * 2**20
+_VIRTUAL_ROOTS = ("/proc/", "/sys/")  # kernel views: not files, whatever stat says
 _TRANSIENT_NAMES = ("Connect", "Timeout", "Temporar", "Throttl", "SlowDown", "ServerDisconnected")
 
 
@@ -90,19 +98,62 @@ def with_retry(fn: Callable[[], T], tries: int = RETRIES, backoff: float = BACKO
     raise AssertionError("unreachable")
 
 
-def check_local(path: str) -> int:
-    """Size of a local file, or a classified DecodeError (missing, directory, unreadable)."""
+def not_a_file(path: str, st: os.stat_result | None = None) -> str | None:
+    """Why the local ``path`` is not a regular file to read (None when it is one)."""
     try:
-        if os.path.isdir(path):
-            raise DecodeError(failures.UNREADABLE, f"{path} is a directory")
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:  # permission and I/O errors show here, not in a decoder
-            f.read(1)
-        return size
-    except DecodeError:
-        raise
+        st = st or os.stat(path)  # follows links: a link to /dev/zero is /dev/zero
+    except OSError:
+        return None  # missing or unreadable: the reader says which
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path} is a directory"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device, socket or special file"
+        return f"{path} is {kind}"
+    real = os.path.realpath(path)
+    if real.startswith(_VIRTUAL_ROOTS):
+        return f"{path} is a kernel file ({real})"
+    return None
+
+
+def check_local(path: str) -> int:
+    """Size of a local regular file, or a classified DecodeError (missing, not a file, ...)."""
+    if reason := not_a_file(path):  # before any open: opening a FIFO blocks
+        raise DecodeError(failures.NOT_A_FILE, reason)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)  # the file really opened: a swap after the check is caught here
+            if reason := not_a_file(path, st):
+                raise DecodeError(failures.NOT_A_FILE, reason)
+            os.read(fd, 1)  # permission and I/O errors show here, not in a decoder
+        finally:
+            os.close(fd)
+        return st.st_size
     except OSError as err:
         raise classify_read_error(err, path) from err
+
+
+def with_time_limit(fn: Callable[[], T], seconds: float, what: str) -> T:
+    """``fn()`` in a daemon thread; ``unreachable:`` when it runs past ``seconds`` (the thread
+    is abandoned: a read stuck in the network cannot be interrupted from Python)."""
+    if not seconds or seconds <= 0:
+        return fn()
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True, name="merv-read")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise DecodeError(failures.UNREACHABLE, f"{what}: read timed out after {seconds:g} s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
 
 
 def _suffix(name: str) -> str:
@@ -173,7 +224,13 @@ def open_local(
     try:
         dst = os.path.join(tmpdir, "video" + _suffix(source))
         try:
-            size = with_retry(lambda: _copy(source, dst, storage_options or {}, member, max_bytes))
+            size = with_time_limit(
+                lambda: with_retry(
+                    lambda: _copy(source, dst, storage_options or {}, member, max_bytes)
+                ),
+                READ_TIMEOUT_S,
+                source,
+            )
         except Exception as err:  # noqa: BLE001 - classified into a failure reason
             raise classify_read_error(err, source) from err
         yield dst, size

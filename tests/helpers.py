@@ -64,3 +64,22 @@ def noise_frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
     out = np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
     out[:, : max(1, h // 5), : max(1, w // 3)] = (255, 0, 0)
     return out
+
+
+def cli_extract_argv(corpus, store, address: str, encoders: str, *extra: str) -> list[str]:
+    """`merv extract` as a subprocess argv on the test session's Ray (``--address``), with the
+    small shards and batches the job-level tests use."""
+    import sys
+
+    return [sys.executable, "-c", "from jobs.cli import main; main()", "extract", str(corpus)] + [
+        *("--store", str(store), "--encoders", encoders, "--shard-size", "2"),
+        *("--batch-size", "2", "--address", address, "--no-progress", *extra),
+    ]
+
+
+def cli_env(**set_vars: str) -> dict[str, str]:
+    """The environment for a CLI subprocess: offline hub, no fault or pause hooks unless set."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MERV_FAULT", "MERV_LOCK"))}
+    return {**env, "HF_HUB_OFFLINE": "1", **set_vars}

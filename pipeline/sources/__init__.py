@@ -19,6 +19,8 @@ already failed; its ``extra`` holds only the input's own columns.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pipeline.sources.checks import finalize
 from pipeline.sources.files import find_tars, list_files
 from pipeline.sources.item import VideoItem
@@ -52,7 +54,11 @@ def _typed(value: object) -> object:
 
 
 def list_videos(
-    spec: str, all_files: bool = False, video_root: str = "", storage_options: dict | None = None
+    spec: str,
+    all_files: bool = False,
+    video_root: str = "",
+    storage_options: dict | None = None,
+    exclude: Iterable[str] = (),
 ) -> list[VideoItem]:
     """Every video of the input ``spec``, sorted by video id, ids unique.
 
@@ -65,6 +71,7 @@ def list_videos(
             default: the manifest's own folder.
         storage_options: fsspec options for URLs; text values ("true", "3") are read as YAML
             scalars. They are set on every item read through fsspec, for the decode workers.
+        exclude: folders never listed (the job's own store); merv stores are never listed.
 
     Returns:
         ``VideoItem``s (none when a glob matches nothing). Entries that cannot be used
@@ -87,7 +94,7 @@ def list_videos(
             raise FileNotFoundError(f"no tar shards match {spec!r}")
         items = list_shards(shards, all_files, opts)
     else:
-        items = list_files(spec, all_files, opts)
+        items = list_files(spec, all_files, opts, exclude)
         if not items and (shards := find_tars(spec, opts)):
             items = list_shards(shards, all_files, opts)
     return finalize(items, opts)

@@ -14,6 +14,7 @@ from pipeline.store.errors import StoreError
 from pipeline.store.growth import StoreGrowth
 from pipeline.store.ids import create_ids
 from pipeline.store.layout import FORMAT_VERSION, SAMPLING_RULE, zarr_store
+from pipeline.store.root import refuse_missing_root
 from pipeline.store.writing import StoreWriting
 
 
@@ -44,7 +45,9 @@ class FeatureStore(StoreWriting, StoreGrowth):
                 ``url``.
             StoreError: a video id contains a NUL character.
         """
-        group = zarr.open_group(store=zarr_store(url), mode="w-", zarr_format=3)
+        # not open_group(mode="w-"): that refuses any file in the folder, and the job's lock
+        # file (``_lock.json``, pipeline/store/lock.py) is there before the store is
+        group = zarr.create_group(store=zarr_store(url), zarr_format=3, overwrite=False)
         group.attrs.update(
             {
                 "merv_store_version": FORMAT_VERSION,
@@ -78,10 +81,13 @@ class FeatureStore(StoreWriting, StoreGrowth):
         try:
             group = zarr.open_group(store=zarr_store(url), mode=mode, zarr_format=3)
         except FileNotFoundError as err:
+            refuse_missing_root(url)
             raise StoreError(f"no feature store at {url}: run `merv extract` first") from err
         return cls(url, group)
 
     @staticmethod
     def exists(url: str) -> bool:
+        """A store is at ``url`` (StoreError when its data is there but its root is lost)."""
+        refuse_missing_root(url)
         fs, root = fsspec.core.url_to_fs(url)
         return fs.exists(posixpath.join(root, "zarr.json"))

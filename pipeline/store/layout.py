@@ -16,6 +16,7 @@ import zarr
 
 from pipeline.corpus import ShardPlan
 from pipeline.store.errors import StoreError
+from pipeline.store.files import write_atomic
 from pipeline.store.ids import ID_DIM, read_ids
 
 FORMAT_VERSION = 2
@@ -139,6 +140,5 @@ class StoreBase:
             return pq.read_table(io.BytesIO(f.read()))
 
     def _write_bytes(self, path: str, data: bytes) -> None:
-        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        with self.fs.open(path, "wb") as f:
-            f.write(data)
+        """Markers, manifest parts, job files: written atomically (``files.write_atomic``)."""
+        write_atomic(self.fs, path, data)

@@ -8,12 +8,26 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.rows import MANIFEST_SCHEMA, OK
+from pipeline.store.errors import StoreError
 from pipeline.store.markers import CommitMarkers
 
 
 class StoreReading(CommitMarkers):
     def read(self, encoder: str, start: int, stop: int) -> np.ndarray:
-        return self.array(encoder)[start:stop]
+        """Rows ``start:stop`` of ``encoder`` (StoreError, one line, when they do not decode)."""
+        return self._decoded(encoder, self.array(encoder), start, stop)
+
+    def _decoded(self, encoder: str, arr, lo: int, hi: int) -> np.ndarray:
+        try:
+            return arr[lo:hi]
+        except (ValueError, RuntimeError, OSError, EOFError) as err:  # zarr / numcodecs errors
+            shards = sorted({self.plan.shard_of(lo), self.plan.shard_of(max(lo, hi - 1))})
+            where = " to ".join(map(str, shards))
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise StoreError(
+                f"store {self.url}: {encoder} shard {where} (rows {lo}:{hi}) is damaged: "
+                f"{reason[:120]}; run `merv verify {self.url}`"
+            ) from None
 
     def read_rows(self, encoder: str, rows: Iterable[int]) -> np.ndarray:
         """Features of ``rows`` in the order given (repeats allowed), one read per shard touched.
@@ -38,7 +52,7 @@ class StoreReading(CommitMarkers):
         for shard in np.unique(shards):
             sel = np.nonzero(shards == shard)[0]
             lo, hi = int(rows[sel].min()), int(rows[sel].max()) + 1
-            block = arr[lo:hi]
+            block = self._decoded(encoder, arr, lo, hi)
             out[sel] = block[rows[sel] - lo]
         return out
 

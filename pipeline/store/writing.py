@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from pipeline.faults import fault_point
 from pipeline.rows import OK, manifest_table
 from pipeline.store.errors import StoreError
-from pipeline.store.reading import StoreReading
+from pipeline.store.integrity import StoreIntegrity
 
 
 def _failed_from_manifest(table: pa.Table) -> dict[int, str]:
@@ -35,7 +35,7 @@ def _failed_from_manifest(table: pa.Table) -> dict[int, str]:
     }
 
 
-class StoreWriting(StoreReading):
+class StoreWriting(StoreIntegrity):
     def write_shard(
         self,
         shard: int,
@@ -81,6 +81,7 @@ class StoreWriting(StoreReading):
                 "rows": [rows.start, rows.stop],
                 "fingerprint": self.encoder_attrs(name).get("fingerprint"),
                 "failed": {str(r): why for r, why in sorted(failed.get(name, {}).items())},
+                "files": self.file_records(name, shard),  # size + sha256, for `merv verify`
             }
             self._write_bytes(
                 self._commit_path(name, shard), json.dumps(marker, sort_keys=True).encode()
@@ -111,6 +112,5 @@ class StoreWriting(StoreReading):
         table = self.manifest()
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        with self.fs.open(self._path("manifest.parquet"), "wb") as f:
-            f.write(buf.getvalue())
+        self._write_bytes(self._path("manifest.parquet"), buf.getvalue())
         return table

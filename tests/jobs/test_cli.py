@@ -79,7 +79,7 @@ def test_missing_weights_fail_fast_with_the_fix(capsys, monkeypatch):
 
     with pytest.raises(SystemExit) as info:
         main(["encoders", "--check", "dinov2"])
-    assert info.value.code == 1
+    assert info.value.code == 2  # a usage error: pass --weights
     err = capsys.readouterr().err
     assert "dinov2" in err and "--weights dinov2=" in err
 

@@ -113,7 +113,7 @@ def test_missing_weights_run_fails_fast_in_one_line(
     monkeypatch.setattr(ray, "init", no_ray)
     with pytest.raises(SystemExit) as info:
         main(["extract", str(folder), "--store", str(store), "--encoders", encoders])
-    assert info.value.code == 1 and not store.exists()  # failed before creating anything
+    assert info.value.code == 2 and not store.exists()  # failed before creating anything
     err = capsys.readouterr().err.strip()
     first = "languagebind" if encoders == "merv" else "dinov2"
     assert err.count("\n") == 0 and err.startswith("merv: error: no weights for encoder")

@@ -7,43 +7,21 @@ would on a real cluster); ``MERV_FAULT`` makes it SIGKILL itself at a named poin
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.store import FeatureStore
-from tests.helpers import direct_encode, store_files
+from tests.helpers import cli_env, cli_extract_argv, direct_encode, store_files
 
 REPO = Path(__file__).resolve().parents[2]
 ENCODERS = "dinov2-tiny,siglip-tiny"
 
 
 def _extract(corpus, store, address, fault=None, extra=()):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("MERV_FAULT", None)
-    if fault:
-        env["MERV_FAULT"] = fault
-    cmd = [
-        sys.executable,
-        "-c",
-        "from jobs.cli import main; main()",
-        "extract",
-        str(corpus),
-        "--store",
-        str(store),
-        "--encoders",
-        ENCODERS,
-        "--shard-size",
-        "2",
-        "--batch-size",
-        "2",
-        "--address",
-        address,
-        "--no-progress",
-        *extra,
-    ]
+    env = cli_env(MERV_FAULT=fault) if fault else cli_env()
+    cmd = cli_extract_argv(corpus, store, address, ENCODERS, *extra)
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -99,6 +99,8 @@ def test_ok_rows_need_a_committed_marker_for_every_encoder(tmp_path):
     assert store.committed_shards("a") == {0, 1, 2}
     assert store.committed_shards("b") == {0, 2}
     marker = json.loads((tmp_path / "s.zarr" / "_commits" / "b" / "shard-00002.json").read_text())
+    files = marker.pop("files")  # the shard file's size and sha256 (test_store_integrity_unit)
+    assert set(files) == {"features/b/c/2/0/0/0"}
     assert marker == {"rows": [8, 10], "fingerprint": "fb", "failed": {"9": "encoder: b: nan"}}
     assert store.commit_marker("a", 0)["failed"] == {1: "corrupt: x"}
     assert store.commit_marker("b", 1) is None

@@ -57,7 +57,7 @@ def test_zoo_has_at_least_twenty_kinds(zoo):
         "no-frames",
         "not-video",
         "missing",
-        "unreadable",
+        "not-a-file",  # a folder named like a video (unreadable: root reads everything)
         "unreachable",
         "duplicate-id",
         "invalid-id",

@@ -205,7 +205,7 @@ def make_zoo(
         ZooEntry("text_named_mp4", p("text_named.mp4"), "failed", "not-video"),
         ZooEntry("zip_named_mp4", _zip(p("archive.mp4")), "failed", "not-video"),
         ZooEntry("missing_path", p("does_not_exist.mp4"), "failed", "missing"),
-        ZooEntry("directory", p("a_folder.mp4"), "failed", "unreadable"),
+        ZooEntry("directory", p("a_folder.mp4"), "failed", "not-a-file"),
         ZooEntry("wrong_extension", p("mp4_named.avi"), "ok"),
         ZooEntry("rotated", remux_rotated(ok, p("rotated.mp4")), "ok"),
         ZooEntry("vp9", write_clip(p("vp9.webm"), base[:12], codec="libvpx-vp9"), "ok"),
