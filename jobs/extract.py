@@ -12,14 +12,14 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.config import ExtractConfig
+from jobs.job_ray import JobRay
+from jobs.passes import run_passes
 from jobs.planning import open_or_create_store, plan_work
-from jobs.poison import decode_task_options, decode_with_retries
 from jobs.store_target import check_store_target
 from jobs.telemetry import Telemetry
 from jobs.writer import ShardWriter
@@ -32,89 +32,6 @@ from pipeline.store import FeatureStore
 from pipeline.store.lock import StoreLock
 
 log = logging.getLogger(__name__)
-
-
-def init_ray(address: str | None) -> bool:
-    """Connect to (or start) Ray; True when this call started it, so the caller shuts it down."""
-    if address is None:
-        # A local in-process cluster listens on loopback only (Ray's macOS default): nothing
-        # on the network can reach it. Read when ray is first imported.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
-
-    if ray.is_initialized():
-        return False
-    # Quiet, local by default; an address joins an existing cluster (`ray start --head`).
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        configure_logging=True,
-    )
-    return True
-
-
-def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list, per_block=0, retries=0):
-    import ray
-    from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
-
-    from jobs.workers import EncoderActor, decode_batch
-
-    ctx = DataContext.get_current()
-    ctx.enable_operator_progress_bars = False  # we draw our own bar with videos/s and failures
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    # Rows reach the writer in plan order, so shards complete one after another and the
-    # driver buffers about one shard at a time, whatever the corpus size.
-    ctx.execution_options.preserve_order = True
-    for name in ("ray.data", "ray.data._internal.progress"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    if not log.isEnabledFor(logging.DEBUG):  # a worker's error reaches the CLI as one line
-        logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
-    use_gpu = bool(cfg.encoder_gpus)
-    # Blocks of one encoder batch: a block is decoded by one task, so decode parallelism comes
-    # from the number of blocks (capped, so a huge corpus does not become millions of objects).
-    rows_per_block = per_block or max(cfg.batch_size, -(-todo.num_rows // 100_000))
-    ctx.max_errored_blocks = -1  # a crashed block's rows are redone by jobs/poison.py
-    ds = ray.data.from_arrow(
-        [todo.slice(i, rows_per_block) for i in range(0, todo.num_rows, rows_per_block)]
-    )
-    decode_opts = (
-        {"compute": TaskPoolStrategy(size=cfg.decode_workers)} if cfg.decode_workers else {}
-    )
-    # The memory reservation bounds concurrent decodes (32 full-resolution frames each) and,
-    # being a resource the encoder stage does not ask for, keeps Ray Data from fusing decode
-    # into the encoder actor, which would serialise decoding and encoding on one worker.
-    ds = ds.map_batches(
-        decode_batch,
-        batch_size=1,
-        num_cpus=1,
-        batch_format="numpy",
-        memory=cfg.decode_memory_mb * 2**20,
-        fn_kwargs={"num_frames": cfg.num_frames, "read_timeout_s": cfg.read_timeout_s},
-        **decode_opts,
-        **decode_task_options(retries),
-    )
-    return ds.map_batches(
-        EncoderActor,
-        fn_constructor_kwargs={
-            "encoders": [s.to_dict() for s in specs],
-            "weights": cfg.weights,
-            "dtype": cfg.dtype,
-            "use_gpu": use_gpu,
-            "cpu_threads": cfg.encoder_threads or max(1, int(cfg.encoder_cpus)),
-            "time_steps": cfg.time_steps,
-            "grid": cfg.grid,
-            "batch_size": cfg.batch_size,
-            "random_weights": cfg.random_weights,
-        },
-        batch_size=cfg.batch_size,
-        batch_format="numpy",
-        compute=ActorPoolStrategy(size=cfg.encoder_actors),
-        num_cpus=cfg.encoder_cpus,
-        num_gpus=cfg.encoder_gpus or 0,
-    )
 
 
 def _resolve_gpus(cfg: ExtractConfig) -> ExtractConfig:
@@ -192,6 +109,14 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
         raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
     specs = [get_spec(n) for n in names]
     items = _list_corpus(cfg)
+    with JobRay(cfg.address, cfg.store, echo) as job_ray:
+        if cfg.address is not None:  # before anything is planned or written
+            job_ray.check_nodes(items)
+        return _extract(cfg, names, specs, items, job_ray, echo, on_batch)
+
+
+def _extract(cfg: ExtractConfig, names, specs, items, job_ray: JobRay, echo, on_batch):
+    """Plan the store, run what is left through Ray, consolidate, summarise."""
     store, new_videos, added = open_or_create_store(
         cfg.store,
         items,
@@ -217,15 +142,9 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     if missing:  # rows the store has but the input lacks: recorded as failed, never decoded
         todo = _record_missing(todo, writer, telemetry)
     if todo.num_rows:
-        started_ray = init_ray(cfg.address)
-        try:
-            cfg = _resolve_gpus(cfg)
-            _run_passes(cfg, todo, specs, writer, telemetry, on_batch)
-        finally:
-            if started_ray:
-                import ray
-
-                ray.shutdown()
+        job_ray.start()
+        cfg = _resolve_gpus(cfg)
+        run_passes(cfg, todo, specs, writer, telemetry, on_batch, job_ray.console)
     if writer.open_shards:
         raise RuntimeError(f"shards {writer.open_shards} did not receive every row")
     fault_point("before_consolidate")
@@ -234,48 +153,6 @@ def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     _write_json(store, "extract_summary.json", telemetry.summary())
     echo(telemetry.report())
     return telemetry
-
-
-def _run_passes(cfg: ExtractConfig, todo: pa.Table, specs, writer, telemetry, on_batch) -> None:
-    """Decode and encode ``todo``; a video that kills its worker is retried a bounded number
-    of times, then recorded failed (``jobs.poison``)."""
-    bar = _progress(todo.num_rows, cfg.progress)
-
-    def run_pass(rows: pa.Table, per_block: int, retries: int) -> set[int]:
-        dataset = _build_dataset(cfg, rows, specs, per_block, retries)
-        return _consume(dataset, writer, telemetry, bar, on_batch)
-
-    record = lambda row: writer.add(telemetry.record(row))  # noqa: E731
-    decode_with_retries(todo, cfg.max_video_retries, run_pass, record)
-    bar.close()
-
-
-def _consume(dataset, writer: ShardWriter, telemetry: Telemetry, bar, on_batch) -> set[int]:
-    """Drain the dataset on the driver: count, record failures, hand rows to the writer; the
-    row numbers received."""
-    got: set[int] = set()
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        n = len(batch["row"])
-        for i in range(n):
-            row = {k: v[i] for k, v in batch.items()}
-            row["row"] = int(row["row"])
-            got.add(row["row"])
-            row["status"], row["error"] = str(row["status"]), str(row["error"])
-            row["extra"] = json.loads(str(row["extra"]))
-            writer.add(telemetry.record(row))
-            fault_point("after_row")
-        telemetry.batch_done(n, writer.write_s)
-        bar.update(n)
-        bar.set_postfix(failed=telemetry.failed)
-        if on_batch:
-            on_batch(telemetry)
-    return got
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="video", desc="extract", disable=not enabled, smoothing=0.1)
 
 
 def _save_effective_config(store: FeatureStore, cfg: ExtractConfig, echo) -> None:

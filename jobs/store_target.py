@@ -9,6 +9,7 @@ import fsspec
 
 from pipeline.config import ConfigError
 from pipeline.store import FeatureStore
+from pipeline.store.layout import JOBS_DIR
 from pipeline.store.lock import LOCK_FILE
 
 
@@ -27,9 +28,10 @@ def check_store_target(url: str) -> None:
             f"--store {url} is a file, not a feature store: pass a folder that does not exist "
             "yet (it is created) or a store an earlier `merv extract` made"
         )
-    # the lock a first run takes before it creates the store (and its temporary files) is ours
+    # ours: the lock a first run takes before it creates the store (and its temporary files),
+    # and the job records folder, where the Ray log of a run that stopped early may be
     others = (
-        [p for p in fs.ls(root, detail=False) if not posixpath.basename(p).startswith(LOCK_FILE)]
+        [p for p in fs.ls(root, detail=False) if not _ours(posixpath.basename(p))]
         if fs.isdir(root)
         else []
     )
@@ -39,3 +41,7 @@ def check_store_target(url: str) -> None:
             "zarr.json): pass a new or empty folder; if a first run was interrupted before it "
             "created the store, delete the folder and rerun"
         )
+
+
+def _ours(name: str) -> bool:
+    return name.startswith(LOCK_FILE) or name == JOBS_DIR

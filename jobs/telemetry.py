@@ -24,6 +24,8 @@ class Telemetry:
     write_s: float = 0.0
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
+    # Ray node (``ip/node-id``) -> videos it decoded and encoded: where the work ran
+    nodes: dict[str, dict[str, int]] = field(default_factory=dict)
     batches: list[dict] = field(default_factory=list)
     _start: float = field(default_factory=time.perf_counter, repr=False)
     _last_write_s: float = field(default=0.0, repr=False)
@@ -36,6 +38,10 @@ class Telemetry:
         else:
             self.failed += 1
             self.failures[str(row["video_id"])] = row["error"]
+        for stage, column in (("decoded", "decode_node"), ("encoded", "encode_node")):
+            if node := row.get(column):
+                counts = self.nodes.setdefault(str(node), {"decoded": 0, "encoded": 0})
+                counts[stage] += 1
         for key in ("decode_s", "encode_s", "idle_s"):
             self._batch[key] = self._batch.get(key, 0.0) + float(row.get(key, 0.0))
         return row
@@ -76,6 +82,7 @@ class Telemetry:
             "encoder_idle_s": round(self.encoder_idle_s, 3),
             "write_s": round(self.write_s, 3),
             "failures": self.failures,
+            "nodes": self.nodes,
             "batches": self.batches,
         }
 
@@ -86,5 +93,13 @@ class Telemetry:
             f"{self.decode_s:.1f}, encode {self.encode_s:.1f}, encoder idle "
             f"{self.encoder_idle_s:.1f}; driver write {self.write_s:.1f}"
         ]
+        if self.nodes:
+            lines.append(
+                f"work on {len(self.nodes)} Ray node(s): "
+                + "; ".join(
+                    f"{node} decoded {c['decoded']}, encoded {c['encoded']}"
+                    for node, c in sorted(self.nodes.items())
+                )
+            )
         lines += [f"  failed {vid}: {why}" for vid, why in sorted(self.failures.items())]
         return "\n".join(lines)

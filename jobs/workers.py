@@ -16,13 +16,26 @@ from pipeline.decode_rows import decode_rows
 from pipeline.faults import fault_point
 
 
+def this_node() -> str:
+    """The Ray node this code runs on, as ``ip/node-id-prefix`` (for the job's per-node counts;
+    nodes of a one-machine test cluster share the IP, not the id)."""
+    import ray
+
+    if not ray.is_initialized():  # called outside Ray (a test holding an actor directly)
+        return "local"
+    node_id = ray.get_runtime_context().get_node_id()
+    return f"{ray.util.get_node_ip_address()}/{node_id[:8]}"
+
+
 def decode_batch(
     batch: dict[str, np.ndarray], num_frames: int, read_timeout_s: float = fetch.READ_TIMEOUT_S
 ) -> dict[str, np.ndarray]:
     fetch.READ_TIMEOUT_S = read_timeout_s  # this worker's time limit for a remote read
     # Each row's source (path, URL or tar member) honouring its start/end; how to reach it and
     # listing-time failures are the work row's own columns (see pipeline.decode_rows).
-    return decode_rows(batch, num_frames)
+    out = decode_rows(batch, num_frames)
+    out["decode_node"] = np.full(len(out["row"]), this_node())
+    return out
 
 
 def _torch_dtype(name: str, device: str):
@@ -77,6 +90,7 @@ class EncoderActor:
             )
             for spec in specs
         }
+        self.node = this_node()
         self._idle_since = time.perf_counter()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -113,6 +127,7 @@ class EncoderActor:
         self._idle_since = time.perf_counter()
         batch["encode_s"] = np.full(n, (self._idle_since - start) / max(n, 1))
         batch["idle_s"] = np.full(n, idle / max(n, 1))
+        batch["encode_node"] = np.full(n, self.node)
         return batch
 
     def _encode(self, encoder, videos: list[np.ndarray]) -> np.ndarray:

@@ -21,6 +21,7 @@ from pipeline.store.ids import ID_DIM, read_ids
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+JOBS_DIR = "_jobs"  # each job's own records: effective config, summary, Ray log
 SAMPLING_RULE = "numpy.linspace(0, n_frames - 1, 32).astype(int); 16-frame encoders take [::2]"
 
 

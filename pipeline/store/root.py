@@ -18,7 +18,7 @@ import yaml
 import zarr
 
 from pipeline.store.errors import StoreError
-from pipeline.store.layout import SAMPLING_RULE, zarr_store
+from pipeline.store.layout import JOBS_DIR, SAMPLING_RULE, zarr_store
 
 DATA_DIRS = ("features", "index", "_commits")
 
@@ -57,7 +57,7 @@ def _feature_arrays(fs, root: str) -> list[tuple[str, dict]]:
 
 
 def _num_frames(fs, root: str) -> int | None:
-    path = posixpath.join(root, "_jobs", "extract.yaml")
+    path = posixpath.join(root, JOBS_DIR, "extract.yaml")
     if not fs.exists(path):
         return None
     with fs.open(path, "rb") as f:

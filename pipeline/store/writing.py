@@ -19,6 +19,7 @@ from pipeline.faults import fault_point
 from pipeline.rows import OK, manifest_table
 from pipeline.store.errors import StoreError
 from pipeline.store.integrity import StoreIntegrity
+from pipeline.store.layout import JOBS_DIR
 
 
 def _failed_from_manifest(table: pa.Table) -> dict[int, str]:
@@ -105,7 +106,7 @@ class StoreWriting(StoreIntegrity):
 
     def write_job_file(self, name: str, data: bytes) -> None:
         """A job's own record beside the data (``_jobs/<name>``): config, summary."""
-        self._write_bytes(self._path("_jobs", name), data)
+        self._write_bytes(self._path(JOBS_DIR, name), data)
 
     def consolidate_manifest(self) -> pa.Table:
         """Write ``manifest.parquet`` with every committed row, for users and other tools."""
