@@ -23,6 +23,14 @@ MUTATIONS = [
         why="a wrong token falls through to Ray's retry loop: 20 s of warnings, then a traceback",
     ),
     dict(
+        id="cluster-unreachable-not-detected",
+        file="jobs/cluster.py",
+        old="        if err.code() == grpc.StatusCode.UNAUTHENTICATED:\n            return err.code()",
+        new="        if err.code() != grpc.StatusCode.OK:\n            return err.code()",
+        tests=[f"{_CLUSTER}::test_unreachable_head_is_one_line"],
+        why="a dead head is taken for a live one: Ray's own 20 s retry loop, then a traceback",
+    ),
+    dict(
         id="cluster-unreachable-as-io-error",
         file="jobs/cluster.py",
         old="class ClusterUnreachable(RuntimeError):",
