@@ -4,7 +4,6 @@ features); the bad-input zoo plus the real clips runs to completion with one rig
 """
 
 import csv
-import logging
 import shutil
 import tarfile
 
@@ -118,19 +117,6 @@ def test_clip_manifest_gives_the_store_of_the_cut_files(corpus):
     manifest = {m["video_id"]: m for m in clipped.manifest().to_pylist()}
     assert (manifest["x"]["clip_start"], manifest["x"]["clip_end"]) == (1.0, 2.0)
     assert manifest["z"]["label"] == "Z" and manifest["a"]["clip_start"] is None
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """A real S3-protocol server (moto) on loopback; s3fs talks to it over HTTP."""
-    pytest.importorskip("s3fs")
-    server_mod = pytest.importorskip("moto.server")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield {"endpoint_url": f"http://{host}:{port}", "key": "testing", "secret": "testing"}
-    server.stop()
 
 
 def test_s3_bucket_input_and_store_give_the_local_store(corpus, s3_server, monkeypatch):

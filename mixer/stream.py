@@ -1,0 +1,290 @@
+"""Streaming the cache: batches of stored features, read as training needs them.
+
+Memory is flat in the number of rows: only the windows in flight are held, as float16 (float32
+once pooled), never the corpus.
+
+The order is a pure function of (seed, epoch), so the resumable state of a run is three numbers
+(seed, epoch, next batch) and nothing larger:
+
+1. the selected rows are grouped by store shard, and the shards are put in an order drawn
+   from ``numpy.random.default_rng([seed, epoch])``;
+2. consecutive shards of that order form windows of ``window_shards`` shards, whose rows are
+   mixed (the bounded shuffle buffer); each window is read shard by shard, so reads stay
+   sequential on disk and on object stores alike;
+3. the concatenated windows are cut into global batches of ``batch_size`` rows (the last one
+   may be smaller: every selected row comes exactly once per epoch);
+4. rank ``r`` of ``world_size`` gets its part of every global batch (``numpy.array_split``), so
+   N processes with B/N rows each take the same steps as one process with B.
+
+Windows are read ahead by background processes started by ``spawn`` (never a fork: Zarr keeps
+threads of its own), at most ``prefetch`` windows per worker; they arrive in window order,
+whatever their number, so the batches do not depend on how many workers read them.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    batch_size: int  # rows per global batch (all ranks together)
+    seed: int = 0
+    window_shards: int = 4  # shards mixed together: the shuffle buffer, in shards
+    num_workers: int = 2  # background reader processes; 0 reads in this process
+    prefetch: int = 2  # windows read ahead per worker
+    pool_grid: int | None = None  # read-time pooling of the GxG grid (must divide it)
+    pool_time: int | None = None  # ... and of the time steps (must divide them)
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.batch_size < self.world_size or self.batch_size < 1:
+            raise ValueError(
+                f"batch_size {self.batch_size}: needs at least one row per rank "
+                f"({self.world_size} ranks)"
+            )
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is not in 0..{self.world_size - 1}")
+        if self.window_shards < 1 or self.num_workers < 0 or self.prefetch < 1:
+            raise ValueError("window_shards and prefetch must be >= 1, num_workers >= 0")
+
+
+@dataclass
+class Batch:
+    epoch: int
+    index: int  # global batch number within the epoch
+    rows: np.ndarray  # store rows of this rank's part, int64 [n]
+    features: list[np.ndarray]  # per encoder [n, T, P*P, C]: float16, float32 when pooled
+    targets: np.ndarray | None  # int64 [n] when the stream was given targets
+    global_size: int  # rows of this batch over all ranks (weights a rank's loss)
+
+
+def epoch_windows(
+    rows: np.ndarray, shard_size: int, seed: int, epoch: int, window_shards: int
+) -> list[np.ndarray]:
+    """The epoch's windows of row numbers, in reading order (a pure function of its inputs)."""
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    shard_of = rows // shard_size
+    shards, starts = np.unique(shard_of, return_index=True)
+    stops = np.append(starts[1:], rows.size)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(shards.size)
+    windows = []
+    for lo in range(0, order.size, window_shards):
+        picked = order[lo : lo + window_shards]
+        window = np.concatenate([rows[starts[i] : stops[i]] for i in picked])
+        windows.append(window[rng.permutation(window.size)])
+    return windows
+
+
+def rank_positions(
+    lo: int, hi: int, total: int, batch_size: int, rank: int, world: int
+) -> np.ndarray:
+    """Of the epoch positions ``lo..hi-1``, those that fall to ``rank``: its
+    ``numpy.array_split`` part of each global batch (``total`` rows in the epoch)."""
+    pos = np.arange(lo, hi, dtype=np.int64)
+    within = pos % batch_size
+    size = np.minimum(batch_size, total - (pos - within))  # the size of each one's batch
+    q, rem = np.divmod(size, world)
+    first = rank * q + np.minimum(rank, rem)
+    return pos[(within >= first) & (within < first + q + (rank < rem))]
+
+
+class FeatureStream:
+    """Batches of ``encoders``' features over ``rows`` of the store at ``store_url``."""
+
+    def __init__(
+        self,
+        store_url: str,
+        encoders: Sequence[str],
+        rows: np.ndarray,
+        config: StreamConfig,
+        targets: np.ndarray | None = None,
+    ):
+        from pipeline.store import FeatureStore
+
+        store = FeatureStore.open(store_url)
+        self.store_url, self.encoders, self.config = store_url, list(encoders), config
+        self.rows = np.sort(np.asarray(rows, dtype=np.int64))
+        self.targets = None if targets is None else np.asarray(targets, np.int64)
+        if self.targets is not None and self.targets.shape != self.rows.shape:
+            raise ValueError("targets must give one value per row, in the order of rows")
+        self.shard_size, self.grid, self.time_steps = store.shard_size, store.grid, store.time_steps
+        _check_pool(config.pool_grid, self.grid, "pool_grid", "grid")
+        _check_pool(config.pool_time, self.time_steps, "pool_time", "time steps")
+
+    def __len__(self) -> int:
+        """Global batches per epoch."""
+        return -(-self.rows.size // self.config.batch_size)
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """This rank's batches of ``epoch`` from global batch ``start_batch`` on."""
+        cfg = self.config
+        plan = self._plan(epoch, start_batch * cfg.batch_size)
+        reader = _Reader(self, cfg.num_workers)
+        try:
+            pending: collections.deque = collections.deque()
+            carry: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+            for positions, window_rows in plan:
+                pending.append((positions, window_rows, reader.submit(window_rows)))
+                if len(pending) < max(1, cfg.num_workers) * cfg.prefetch:
+                    continue
+                yield from self._batches(epoch, carry, *_result(pending.popleft()))
+            while pending:
+                yield from self._batches(epoch, carry, *_result(pending.popleft()))
+            last = None
+            for batch in self._batches(epoch, carry, None, None, None):
+                last = batch.index
+                yield batch
+            if len(self) - 1 >= start_batch and last != len(self) - 1:
+                # a last global batch smaller than the ranks: this rank's part is empty, but
+                # it still takes the step with the others (collectives stay in step)
+                yield self._empty(epoch, len(self) - 1)
+        finally:
+            reader.close()
+
+    def _plan(self, epoch: int, skip: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(epoch positions, rows) of this rank in each window, skipping the first ``skip``."""
+        cfg, total, lo = self.config, self.rows.size, 0
+        windows = epoch_windows(self.rows, self.shard_size, cfg.seed, epoch, cfg.window_shards)
+        for window in windows:
+            hi = lo + window.size
+            if hi > skip:
+                pos = rank_positions(
+                    max(lo, skip), hi, total, cfg.batch_size, cfg.rank, cfg.world_size
+                )
+                if pos.size:
+                    yield pos, window[pos - lo]
+            lo = hi
+
+    def _batches(self, epoch, carry, positions, rows, features) -> Iterator[Batch]:
+        """Add a window's rows to ``carry``; yield every batch that is complete (all of it,
+        at the end: ``positions`` None)."""
+        if positions is not None:
+            carry.append((positions, rows, features))
+        if not carry:
+            return
+        pos = np.concatenate([c[0] for c in carry])
+        batch_of = pos // self.config.batch_size
+        done = batch_of < batch_of[-1] if positions is not None else np.ones(pos.size, bool)
+        if not done.any():
+            return
+        all_rows = np.concatenate([c[1] for c in carry])
+        feats = [np.concatenate([c[2][e] for c in carry]) for e in range(len(self.encoders))]
+        keep = ~done
+        carry[:] = [(pos[keep], all_rows[keep], [f[keep] for f in feats])] if keep.any() else []
+        for b in np.unique(batch_of[done]):
+            sel = batch_of == b
+            yield self._batch(epoch, int(b), all_rows[sel], [f[sel] for f in feats])
+
+    def _empty(self, epoch: int, index: int) -> Batch:
+        """This rank's empty part of global batch ``index`` (shapes as read, zero rows)."""
+        none = np.zeros(0, np.int64)
+        feats = read_window(none, self.store_url, self.encoders, *self._pooling())
+        return self._batch(epoch, index, none, feats)
+
+    def _pooling(self) -> tuple[int | None, int | None]:
+        return self.config.pool_grid, self.config.pool_time
+
+    def _batch(self, epoch: int, index: int, rows: np.ndarray, feats: list) -> Batch:
+        size = min(self.config.batch_size, self.rows.size - index * self.config.batch_size)
+        targets = None
+        if self.targets is not None:
+            targets = self.targets[np.searchsorted(self.rows, rows)]
+        return Batch(epoch, index, rows, feats, targets, size)
+
+
+def _check_pool(value: int | None, stored: int, field: str, what: str) -> None:
+    if value is not None and (value < 1 or stored % value):
+        raise ValueError(f"{field} {value}: must divide the store's {what} ({stored})")
+
+
+def _result(entry) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    positions, rows, future = entry
+    return positions, rows, future.result()
+
+
+class _Reader:
+    """Reads windows in background processes (``spawn``), or in this one (0 workers)."""
+
+    def __init__(self, stream: FeatureStream, workers: int):
+        import fsspec
+
+        cfg = stream.config
+        self.args = (stream.store_url, stream.encoders, cfg.pool_grid, cfg.pool_time)
+        self.pool = None
+        if workers:
+            self.pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_open_in_worker,
+                initargs=(dict(fsspec.config.conf),),  # an S3 endpoint set in this process
+            )
+
+    def submit(self, rows: np.ndarray):
+        if self.pool is not None:
+            return self.pool.submit(read_window, rows, *self.args)
+        return _Done(read_window(rows, *self.args))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+_STORES: dict[str, object] = {}  # per process: a worker opens each store once
+
+
+def _open_in_worker(fsspec_conf: dict) -> None:
+    import fsspec
+
+    fsspec.config.conf.update(fsspec_conf)
+
+
+def read_window(
+    rows: np.ndarray, store_url: str, encoders: list[str], pool_grid, pool_time
+) -> list[np.ndarray]:
+    """Features of ``rows`` (in the order given) for each encoder, pooled if asked."""
+    from pipeline.store import FeatureStore
+
+    store = _STORES.get(store_url)
+    if store is None:
+        store = _STORES[store_url] = FeatureStore.open(store_url)
+    out = []
+    for name in encoders:
+        x = np.asarray(store.read_rows(name, rows))
+        out.append(pool_features(x, store.grid, pool_grid, pool_time))
+    return out
+
+
+def pool_features(x: np.ndarray, grid: int, pool_grid: int | None, pool_time: int | None):
+    """float16 [n, T, G*G, C] -> float32 [n, T', P*P, C] by average pooling (torch's
+    ``adaptive_avg_pool2d`` / ``1d``, as the in-memory dataset pools); unchanged when neither
+    is asked."""
+    if pool_grid in (None, grid) and pool_time in (None, x.shape[1]):
+        return x
+    import torch
+
+    from mixer.dataset import pool_tokens
+
+    y = pool_tokens(torch.from_numpy(x.astype(np.float32)), grid, pool_grid)
+    if pool_time not in (None, x.shape[1]):
+        n, t, g, c = y.shape
+        y = y.permute(0, 2, 3, 1).reshape(n, g * c, t)
+        y = torch.nn.functional.adaptive_avg_pool1d(y, pool_time)
+        y = y.reshape(n, g, c, pool_time).permute(0, 3, 1, 2)
+    return y.contiguous().numpy()
