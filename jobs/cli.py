@@ -141,8 +141,17 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--d-model", type=int, dest="d_model")
     p.add_argument("--pool-grid", type=int, dest="pool_grid", help="pool the 8x8 grid at read time")
+    p.add_argument("--pool-time", type=int, dest="pool_time", help="pool the 16 steps at read time")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="directory for the checkpoint, config and results")
+    p.add_argument("--loader-workers", type=int, dest="loader_workers", help="reader processes (2)")
+    p.add_argument("--checkpoint-every", type=int, dest="checkpoint_every", help="steps (0: end)")
+    p.add_argument(
+        "--resume",
+        action="store_const",
+        const=True,
+        help="continue from the latest checkpoint in --out (to the same losses and weights)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,8 +213,12 @@ def _train_config(args):
             "lr",
             "d_model",
             "pool_grid",
+            "pool_time",
             "seed",
             "out",
+            "loader_workers",
+            "checkpoint_every",
+            "resume",
         )
     }
     flags["encoders"] = args.encoders or None  # an empty --encoders means not given
@@ -252,7 +265,10 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from jobs.train_cmd import run_train
 
-        run_train(_train_config(args))
+        try:
+            run_train(_train_config(args))
+        except ValueError as err:  # the data, labels or a checkpoint do not fit the run
+            raise ConfigError(str(err)) from err
         return 0
     if args.command == "demo":
         from jobs.demo import run_demo

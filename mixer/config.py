@@ -30,6 +30,7 @@ class TrainConfig:
     d_model: int = 128
     # Read-time spatial pooling of the GxG grid (e.g. 8 -> 4); None keeps the stored grid.
     pool_grid: int | None = None
+    pool_time: int | None = None  # read-time pooling of the time steps (e.g. 16 -> 8)
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
@@ -44,6 +45,15 @@ class TrainConfig:
     # "bf16" = autocast forward (the reference trains in bf16 on GPU; ~3x faster on an H200 at
     # MERV sizes); parameters and optimizer state stay float32.
     precision: str = "fp32"
+    # Streaming (mixer.stream): background reader processes, rows mixed per shuffle window.
+    loader_workers: int = 2
+    shuffle_rows: int = 256
+    # Checkpoints in OUT/checkpoints every N optimizer steps (0: only at the end), the last
+    # `keep_checkpoints` kept; `resume` continues from the latest one.
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    resume: bool = False
+    log_every: int = 1  # one OUT/metrics.jsonl line every N steps
 
     def __post_init__(self) -> None:
         self.validate()
@@ -57,8 +67,15 @@ class TrainConfig:
             )
         if self.d_model <= 0 or self.epochs <= 0 or self.batch_size <= 0:
             raise ValueError("d_model, epochs and batch_size must be positive")
-        if self.pool_grid is not None and self.pool_grid <= 0:
-            raise ValueError(f"pool_grid must be positive or None, got {self.pool_grid}")
+        for name in ("pool_grid", "pool_time"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive or None, got {getattr(self, name)}")
+        if self.loader_workers < 0 or self.shuffle_rows < 1 or self.checkpoint_every < 0:
+            raise ValueError("loader_workers and checkpoint_every must be >= 0, shuffle_rows >= 1")
+        if self.keep_checkpoints < 1 or self.log_every < 1:
+            raise ValueError("keep_checkpoints and log_every must be >= 1")
+        if self.resume and not self.out:
+            raise ValueError("resume needs out: the folder whose checkpoints/ it continues from")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0.0 <= self.warmup < 1.0:

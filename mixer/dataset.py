@@ -183,7 +183,8 @@ def choose_encoders(st: StoreReader, encoders: Sequence[str] | None, store_name:
     unknown = [e for e in chosen if e not in st.encoders]
     if unknown:
         raise ValueError(
-            f"encoder(s) {unknown} not in store {store_name}; it has {list(st.encoders)}"
+            f"encoder(s) {unknown} not in store {store_name}; it has {list(st.encoders)}: pass "
+            "--encoders with some of those, or extract the missing ones into the store first"
         )
     return chosen
 
@@ -210,9 +211,10 @@ def label_targets(
     missing = [v for v in vids if v not in label_map]
     if missing:
         shown = ", ".join(repr(v) for v in missing[:5])
+        more = " ..." if len(missing) > 5 else ""
         raise ValueError(
-            f"{len(missing)} of {len(vids)} ok video(s) have no label in {source}: {shown}"
-            + (" ..." if len(missing) > 5 else "")
+            f"{len(missing)} of {len(vids)} ok video(s) have no label in {source}: {shown}{more}; "
+            "add a label for each of them (video_id,label rows)"
         )
     classes = class_names([label_map[v] for v in vids])
     index = {c: i for i, c in enumerate(classes)}

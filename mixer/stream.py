@@ -8,9 +8,11 @@ The order is a pure function of (seed, epoch), so the resumable state of a run i
 
 1. the selected rows are grouped by store shard, and the shards are put in an order drawn
    from ``numpy.random.default_rng([seed, epoch])``;
-2. consecutive shards of that order form windows of ``window_shards`` shards, whose rows are
-   mixed (the bounded shuffle buffer); each window is read shard by shard, so reads stay
-   sequential on disk and on object stores alike;
+2. consecutive shards of that order form windows of about ``shuffle_rows`` rows, whose rows
+   are mixed (the bounded shuffle buffer); each window is read shard by shard, each shard in
+   one run of chunks, so reads stay sequential on disk and on object stores alike (a selection
+   that fits one window is mixed as the in-memory trainer mixed it: small stores train as
+   before);
 3. the concatenated windows are cut into global batches of ``batch_size`` rows (the last one
    may be smaller: every selected row comes exactly once per epoch);
 4. rank ``r`` of ``world_size`` gets its part of every global batch (``numpy.array_split``), so
@@ -24,21 +26,21 @@ whatever their number, so the batches do not depend on how many workers read the
 from __future__ import annotations
 
 import collections
-import multiprocessing
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from .readers import ReaderPool, read_window
 
 
 @dataclass(frozen=True)
 class StreamConfig:
     batch_size: int  # rows per global batch (all ranks together)
     seed: int = 0
-    window_shards: int = 4  # shards mixed together: the shuffle buffer, in shards
+    shuffle_rows: int = 256  # rows mixed together (whole shards): the shuffle buffer
     num_workers: int = 2  # background reader processes; 0 reads in this process
-    prefetch: int = 2  # windows read ahead per worker
+    prefetch: int = 1  # windows read ahead per worker
     pool_grid: int | None = None  # read-time pooling of the GxG grid (must divide it)
     pool_time: int | None = None  # ... and of the time steps (must divide them)
     rank: int = 0
@@ -52,8 +54,8 @@ class StreamConfig:
             )
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} is not in 0..{self.world_size - 1}")
-        if self.window_shards < 1 or self.num_workers < 0 or self.prefetch < 1:
-            raise ValueError("window_shards and prefetch must be >= 1, num_workers >= 0")
+        if self.shuffle_rows < 1 or self.num_workers < 0 or self.prefetch < 1:
+            raise ValueError("shuffle_rows and prefetch must be >= 1, num_workers >= 0")
 
 
 @dataclass
@@ -67,21 +69,38 @@ class Batch:
 
 
 def epoch_windows(
-    rows: np.ndarray, shard_size: int, seed: int, epoch: int, window_shards: int
+    rows: np.ndarray, shard_size: int, seed: int, epoch: int, shuffle_rows: int
 ) -> list[np.ndarray]:
-    """The epoch's windows of row numbers, in reading order (a pure function of its inputs)."""
+    """The epoch's windows of row numbers, in reading order (a pure function of its inputs):
+    whole shards in an order drawn from (seed, epoch), gathered until a window holds
+    ``shuffle_rows`` rows, each window's rows mixed."""
     rows = np.sort(np.asarray(rows, dtype=np.int64))
+    if rows.size <= shuffle_rows:
+        return [rows[_small_store_order(rows.size, seed, epoch)]]
     shard_of = rows // shard_size
     shards, starts = np.unique(shard_of, return_index=True)
     stops = np.append(starts[1:], rows.size)
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(shards.size)
-    windows = []
-    for lo in range(0, order.size, window_shards):
-        picked = order[lo : lo + window_shards]
-        window = np.concatenate([rows[starts[i] : stops[i]] for i in picked])
-        windows.append(window[rng.permutation(window.size)])
+    windows, picked, held = [], [], 0
+    for last, i in enumerate(rng.permutation(shards.size), 1 - shards.size):
+        picked.append(rows[starts[i] : stops[i]])
+        held += stops[i] - starts[i]
+        if held >= shuffle_rows or last == 0:  # full, or the epoch's last shard
+            window = np.concatenate(picked)
+            windows.append(window[rng.permutation(window.size)])
+            picked, held = [], 0
     return windows
+
+
+def _small_store_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """One window holds every row: the order the in-memory trainer used (the epoch-th
+    ``torch.randperm`` of a generator seeded with ``seed``), so small stores train as before."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epoch):
+        torch.randperm(n, generator=generator)
+    return torch.randperm(n, generator=generator).numpy()
 
 
 def rank_positions(
@@ -107,7 +126,10 @@ class FeatureStream:
         rows: np.ndarray,
         config: StreamConfig,
         targets: np.ndarray | None = None,
+        readers: ReaderPool | None = None,
     ):
+        """``readers``: background reader processes, shared by every stream of a run (None:
+        a pool of ``config.num_workers`` of this stream's own, closed with ``close()``)."""
         from pipeline.store import FeatureStore
 
         store = FeatureStore.open(store_url)
@@ -119,6 +141,19 @@ class FeatureStream:
         self.shard_size, self.grid, self.time_steps = store.shard_size, store.grid, store.time_steps
         _check_pool(config.pool_grid, self.grid, "pool_grid", "grid")
         _check_pool(config.pool_time, self.time_steps, "pool_time", "time steps")
+        self._whole: list[np.ndarray] | None = None  # a one-window selection, read once
+        self._own_readers = readers is None
+        self.readers = readers if readers is not None else ReaderPool(config.num_workers)
+
+    def close(self) -> None:
+        if self._own_readers:
+            self.readers.close()
+
+    def __enter__(self) -> FeatureStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __len__(self) -> int:
         """Global batches per epoch."""
@@ -126,34 +161,47 @@ class FeatureStream:
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
         """This rank's batches of ``epoch`` from global batch ``start_batch`` on."""
+        carry: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+        for window in self._windows(epoch, start_batch * self.config.batch_size):
+            yield from self._batches(epoch, carry, *window)
+        last = None
+        for batch in self._batches(epoch, carry, None, None, None):
+            last = batch.index
+            yield batch
+        if len(self) - 1 >= start_batch and last != len(self) - 1:
+            # a last global batch smaller than the ranks: this rank's part is empty, but it
+            # still takes the step with the others (collectives stay in step)
+            yield self._empty(epoch, len(self) - 1)
+
+    def _windows(self, epoch: int, skip: int) -> Iterator[tuple]:
+        """(positions, rows, features) of this rank's part of each window, read ahead by the
+        readers; a selection that fits one window is read once and kept (it is the window)."""
         cfg = self.config
-        plan = self._plan(epoch, start_batch * cfg.batch_size)
-        reader = _Reader(self, cfg.num_workers)
+        args = (self.store_url, self.encoders, cfg.pool_grid, cfg.pool_time)
+        if self.rows.size <= cfg.shuffle_rows:
+            if self._whole is None:
+                self._whole = read_window(self.rows, *args)  # small: no process to start
+            for positions, rows in self._plan(epoch, skip):
+                index = np.searchsorted(self.rows, rows)
+                yield positions, rows, [f[index] for f in self._whole]
+            return
+        ahead = max(1, self.readers.workers) * cfg.prefetch
+        pending: collections.deque = collections.deque()
         try:
-            pending: collections.deque = collections.deque()
-            carry: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
-            for positions, window_rows in plan:
-                pending.append((positions, window_rows, reader.submit(window_rows)))
-                if len(pending) < max(1, cfg.num_workers) * cfg.prefetch:
-                    continue
-                yield from self._batches(epoch, carry, *_result(pending.popleft()))
+            for positions, rows in self._plan(epoch, skip):
+                pending.append((positions, rows, self.readers.submit(rows, *args)))
+                if len(pending) >= ahead:
+                    yield _result(pending.popleft())
             while pending:
-                yield from self._batches(epoch, carry, *_result(pending.popleft()))
-            last = None
-            for batch in self._batches(epoch, carry, None, None, None):
-                last = batch.index
-                yield batch
-            if len(self) - 1 >= start_batch and last != len(self) - 1:
-                # a last global batch smaller than the ranks: this rank's part is empty, but
-                # it still takes the step with the others (collectives stay in step)
-                yield self._empty(epoch, len(self) - 1)
+                yield _result(pending.popleft())
         finally:
-            reader.close()
+            for *_, future in pending:  # a consumer that stopped early: drop the reads ahead
+                future.cancel()
 
     def _plan(self, epoch: int, skip: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(epoch positions, rows) of this rank in each window, skipping the first ``skip``."""
         cfg, total, lo = self.config, self.rows.size, 0
-        windows = epoch_windows(self.rows, self.shard_size, cfg.seed, epoch, cfg.window_shards)
+        windows = epoch_windows(self.rows, self.shard_size, cfg.seed, epoch, cfg.shuffle_rows)
         for window in windows:
             hi = lo + window.size
             if hi > skip:
@@ -187,11 +235,9 @@ class FeatureStream:
     def _empty(self, epoch: int, index: int) -> Batch:
         """This rank's empty part of global batch ``index`` (shapes as read, zero rows)."""
         none = np.zeros(0, np.int64)
-        feats = read_window(none, self.store_url, self.encoders, *self._pooling())
+        cfg = self.config
+        feats = read_window(none, self.store_url, self.encoders, cfg.pool_grid, cfg.pool_time)
         return self._batch(epoch, index, none, feats)
-
-    def _pooling(self) -> tuple[int | None, int | None]:
-        return self.config.pool_grid, self.config.pool_time
 
     def _batch(self, epoch: int, index: int, rows: np.ndarray, feats: list) -> Batch:
         size = min(self.config.batch_size, self.rows.size - index * self.config.batch_size)
@@ -209,82 +255,3 @@ def _check_pool(value: int | None, stored: int, field: str, what: str) -> None:
 def _result(entry) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     positions, rows, future = entry
     return positions, rows, future.result()
-
-
-class _Reader:
-    """Reads windows in background processes (``spawn``), or in this one (0 workers)."""
-
-    def __init__(self, stream: FeatureStream, workers: int):
-        import fsspec
-
-        cfg = stream.config
-        self.args = (stream.store_url, stream.encoders, cfg.pool_grid, cfg.pool_time)
-        self.pool = None
-        if workers:
-            self.pool = ProcessPoolExecutor(
-                workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_open_in_worker,
-                initargs=(dict(fsspec.config.conf),),  # an S3 endpoint set in this process
-            )
-
-    def submit(self, rows: np.ndarray):
-        if self.pool is not None:
-            return self.pool.submit(read_window, rows, *self.args)
-        return _Done(read_window(rows, *self.args))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
-
-
-_STORES: dict[str, object] = {}  # per process: a worker opens each store once
-
-
-def _open_in_worker(fsspec_conf: dict) -> None:
-    import fsspec
-
-    fsspec.config.conf.update(fsspec_conf)
-
-
-def read_window(
-    rows: np.ndarray, store_url: str, encoders: list[str], pool_grid, pool_time
-) -> list[np.ndarray]:
-    """Features of ``rows`` (in the order given) for each encoder, pooled if asked."""
-    from pipeline.store import FeatureStore
-
-    store = _STORES.get(store_url)
-    if store is None:
-        store = _STORES[store_url] = FeatureStore.open(store_url)
-    out = []
-    for name in encoders:
-        x = np.asarray(store.read_rows(name, rows))
-        out.append(pool_features(x, store.grid, pool_grid, pool_time))
-    return out
-
-
-def pool_features(x: np.ndarray, grid: int, pool_grid: int | None, pool_time: int | None):
-    """float16 [n, T, G*G, C] -> float32 [n, T', P*P, C] by average pooling (torch's
-    ``adaptive_avg_pool2d`` / ``1d``, as the in-memory dataset pools); unchanged when neither
-    is asked."""
-    if pool_grid in (None, grid) and pool_time in (None, x.shape[1]):
-        return x
-    import torch
-
-    from mixer.dataset import pool_tokens
-
-    y = pool_tokens(torch.from_numpy(x.astype(np.float32)), grid, pool_grid)
-    if pool_time not in (None, x.shape[1]):
-        n, t, g, c = y.shape
-        y = y.permute(0, 2, 3, 1).reshape(n, g * c, t)
-        y = torch.nn.functional.adaptive_avg_pool1d(y, pool_time)
-        y = y.reshape(n, g, c, pool_time).permute(0, 3, 1, 2)
-    return y.contiguous().numpy()

@@ -54,28 +54,45 @@ def test_every_ok_row_exactly_once_with_its_features(stored):
 
 def test_order_is_a_function_of_seed_and_epoch(stored):
     url, _, rows = stored
-    cfg = StreamConfig(batch_size=5, seed=3, num_workers=0)
+    cfg = StreamConfig(batch_size=5, seed=3, shuffle_rows=30, num_workers=0)
     stream = FeatureStream(url, ["a"], rows, cfg)
     first = flat_rows(collect(stream, 0))
     np.testing.assert_array_equal(
         first, flat_rows(collect(FeatureStream(url, ["a"], rows, cfg), 0))
     )
     assert not np.array_equal(first, flat_rows(collect(stream, 1)))  # another epoch
-    other_seed = FeatureStream(url, ["a"], rows, StreamConfig(batch_size=5, seed=4, num_workers=0))
+    other_seed = FeatureStream(
+        url, ["a"], rows, StreamConfig(batch_size=5, seed=4, shuffle_rows=30, num_workers=0)
+    )
     assert not np.array_equal(first, flat_rows(collect(other_seed, 0)))
-    # shuffled, yet read window by window: each window's rows come from window_shards shards
-    windows = epoch_windows(rows, SHARD, seed=3, epoch=0, window_shards=4)
+    # shuffled, yet read window by window: whole shards, until a window holds shuffle_rows
+    windows = epoch_windows(rows, SHARD, seed=3, epoch=0, shuffle_rows=30)
     np.testing.assert_array_equal(first, np.concatenate(windows))
-    assert [len(set(w // SHARD)) for w in windows] == [4, 4, 1]
+    shards = [set(w // SHARD) for w in windows]
+    assert sorted(s for w in shards for s in w) == list(range(9))  # each shard in one window
+    assert all(len(w) >= 30 for w in windows[:-1]) and len(windows) == 3
+    assert all(len(w) - SHARD < 30 for w in windows[:-1])  # no more shards than needed
     assert not np.array_equal(first, np.sort(first))
+
+
+def test_a_selection_that_fits_one_window_is_mixed_as_the_in_memory_trainer_did(stored):
+    import torch
+
+    url, _, rows = stored
+    stream = FeatureStream(url, ["a"], rows, StreamConfig(batch_size=8, seed=7, num_workers=0))
+    generator = torch.Generator().manual_seed(7)
+    for epoch in range(3):  # the old trainer: one generator, one randperm per epoch
+        want = np.sort(rows)[torch.randperm(rows.size, generator=generator).numpy()]
+        np.testing.assert_array_equal(flat_rows(collect(stream, epoch)), want)
 
 
 def test_two_workers_give_the_batches_of_one_and_of_none(stored):
     url, _, rows = stored
 
     def run(workers: int):
-        cfg = StreamConfig(batch_size=4, seed=1, window_shards=2, num_workers=workers)
-        return collect(FeatureStream(url, ["a", "b"], rows, cfg), 2)
+        cfg = StreamConfig(batch_size=4, seed=1, shuffle_rows=16, num_workers=workers)
+        with FeatureStream(url, ["a", "b"], rows, cfg) as stream:
+            return collect(stream, 2)
 
     none, two = run(0), run(2)
     assert len(none) == len(two) == 17
@@ -118,7 +135,7 @@ def test_rank_positions_follow_array_split():
 
 def test_resume_mid_epoch_gives_the_rest_of_the_epoch(stored):
     url, _, rows = stored
-    cfg = StreamConfig(batch_size=4, seed=5, window_shards=3, num_workers=0)
+    cfg = StreamConfig(batch_size=4, seed=5, shuffle_rows=24, num_workers=0)
     stream = FeatureStream(url, ["a"], rows, cfg)
     whole = collect(stream, 1)
     rest = collect(stream, 1, start=7)
@@ -156,9 +173,11 @@ def test_a_store_on_s3_gives_the_batches_of_the_local_store(stored, s3_server, m
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     fs.mkdir("stream")
     fs.put(url, "stream/store.zarr", recursive=True)
-    cfg = StreamConfig(batch_size=6, seed=9, window_shards=2, num_workers=2)
-    local = collect(FeatureStream(url, ["a", "b"], rows, cfg), 0)
-    remote = collect(FeatureStream("s3://stream/store.zarr", ["a", "b"], rows, cfg), 0)
+    cfg = StreamConfig(batch_size=6, seed=9, shuffle_rows=16, num_workers=2)
+    with FeatureStream(url, ["a", "b"], rows, cfg) as stream:
+        local = collect(stream, 0)
+    with FeatureStream("s3://stream/store.zarr", ["a", "b"], rows, cfg) as stream:
+        remote = collect(stream, 0)
     assert len(local) == len(remote) == 12
     for x, y in zip(local, remote, strict=True):
         np.testing.assert_array_equal(x.rows, y.rows)

@@ -46,12 +46,20 @@ def test_fits_separable_problem_and_round_trips_checkpoint(store_factory, synth,
     assert abs(sum(res.mixer_weights.values()) - 1) < 1e-5
     assert res.param_counts["total"] == sum(v for k, v in res.param_counts.items() if k != "total")
 
-    # Outputs: safetensors weights, the config and the results.
+    # Outputs: safetensors weights, the config, the results, per-step metrics, the curves and
+    # the checkpoint of the last step (resumable).
     assert {p.name for p in out.iterdir()} == {
         "model.safetensors",
         "train_config.yaml",
         "results.json",
+        "metrics.jsonl",
+        "curves.png",
+        "checkpoints",
     }
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000000024"]  # 8 x 3
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in steps] == list(range(1, 25))
+    assert {m["epoch"] for m in steps} == set(range(1, 9))
     assert TrainConfig.from_dict(yaml.safe_load((out / "train_config.yaml").read_text())) == cfg
     assert json.loads((out / "results.json").read_text())["val_acc"] == res.val_acc
     model = load_model(out)

@@ -1,0 +1,209 @@
+"""One training run, epoch by epoch: its shared state, the steps of an epoch with their
+metrics and checkpoints, the end of an epoch (validation, one log line), and the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.faults import fault_point
+
+from .config import TrainConfig
+from .metrics import MetricsLog
+from .model import MervMixer
+from .resume import Progress, latest_checkpoint, load_checkpoint, save_checkpoint
+from .selection import TrainRows
+from .steps import autocast, evaluate, train_step
+from .stream import FeatureStream, ReaderPool, StreamConfig
+
+
+@dataclass
+class TrainResult:
+    train_loss: list[float]
+    train_acc: list[float]
+    val_acc: list[float | None]  # None when val_fraction is 0
+    mixer_weights: dict[
+        str, float
+    ]  # mean per-encoder weight over all rows; {} if the fusion has none
+    param_counts: dict[str, int]
+    seconds: float
+    encoders: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    n_train: int = 0
+    n_val: int = 0
+    device: str = "cpu"
+    out: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fmt_weights(encoders: list[str], w: Any, n: int) -> str:
+    if w is None or n == 0:
+        return ""
+    return (
+        " w[" + " ".join(f"{e}={float(v) / n:.3f}" for e, v in zip(encoders, w, strict=True)) + "]"
+    )
+
+
+@dataclass
+class Run:
+    """What every part of a training run shares."""
+
+    config: TrainConfig
+    data: TrainRows
+    model: MervMixer
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    device: torch.device
+    out: Path | None
+    metrics: MetricsLog
+    rank: int = 0
+    world: int = 1
+    streams: dict[str, FeatureStream | None] = field(default_factory=dict)
+
+    @property
+    def core(self) -> MervMixer:
+        """The model itself (DDP wraps it in ``.module``)."""
+        return getattr(self.model, "module", self.model)
+
+    def checkpoint(self, progress: Progress) -> None:
+        if self.out is not None and self.rank == 0:
+            keep = self.config.keep_checkpoints
+            fps = self.data.fingerprints
+            save_checkpoint(self.out, self.core, self.opt, self.sched, progress, fps, keep)
+
+
+def resume(run: Run, log: Callable[[str], None]) -> Progress:
+    """Where the run starts: the latest checkpoint with `resume`, else the beginning."""
+    if not run.config.resume:
+        return Progress()
+    path = latest_checkpoint(run.out)
+    if path is None:
+        log(f"resume: no checkpoint in {run.out}/checkpoints yet, starting from the beginning")
+        return Progress()
+    progress = load_checkpoint(path, run.core, run.opt, run.sched, run.data.fingerprints)
+    log(f"resume: {path.name}, epoch {progress.epoch + 1} batch {progress.batch}")
+    return progress
+
+
+def streams_of(config: TrainConfig, data: TrainRows, readers: ReaderPool, rank=0, world=1):
+    """The run's streams: training (this rank's part of each batch), validation, every row."""
+
+    def stream(which, seed: int, rank: int = 0, world: int = 1):
+        rows, targets = data.part(which)
+        if not len(rows):
+            return None
+        cfg = StreamConfig(
+            batch_size=config.batch_size,
+            seed=seed,
+            shuffle_rows=config.shuffle_rows,
+            num_workers=config.loader_workers,
+            pool_grid=config.pool_grid,
+            pool_time=config.pool_time,
+            rank=rank,
+            world_size=world,
+        )
+        return FeatureStream(data.store_url, data.encoders, rows, cfg, targets, readers)
+
+    every = range(len(data.rows))
+    return {
+        "train": stream(data.train, config.seed, rank, world),
+        "val": stream(data.val, 0),
+        "all": stream(every, 0),
+    }
+
+
+def train_epoch(run: Run, epoch: int, progress: Progress) -> Progress:
+    """Train ``epoch`` from ``progress`` on: the progress after its last step."""
+    cfg, sums = run.config, dict(progress.running) if progress.epoch == epoch else {}
+    start = progress.batch if progress.epoch == epoch else 0
+    sums.setdefault("loss", 0.0), sums.setdefault("correct", 0), sums.setdefault("seen", 0)
+    waited = time.perf_counter()
+    for batch in run.streams["train"].epoch(epoch, start):
+        wait = time.perf_counter() - waited
+        s = train_step(run.model, run.opt, run.sched, batch, run.device, cfg, autocast, run.world)
+        sums["loss"] += s.loss * s.rows
+        sums["correct"] += s.correct
+        sums["seen"] += s.rows
+        if s.weights is not None:
+            sums["w"] = [
+                a + b
+                for a, b in zip(
+                    sums.get("w") or [0.0] * len(s.weights), s.weights.tolist(), strict=True
+                )
+            ]
+        progress = Progress(epoch, batch.index + 1, progress.step + 1, progress.history, sums)
+        if progress.step % cfg.log_every == 0:
+            run.metrics.write(_metrics(run, progress, s, wait))
+        if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
+            run.checkpoint(progress)
+        fault_point("after_train_step")  # the kill-and-resume test stops here
+        waited = time.perf_counter()
+    return progress
+
+
+def _metrics(run: Run, progress: Progress, s, wait: float) -> dict:
+    weights = {}
+    if s.weights is not None and s.rows:
+        weights = {
+            e: float(v) / s.rows for e, v in zip(run.data.encoders, s.weights.tolist(), strict=True)
+        }
+    return {
+        "step": progress.step,
+        "epoch": progress.epoch + 1,
+        "loss": s.loss,
+        "lr": run.sched.get_last_lr()[0],
+        "grad_norm": s.grad_norm,
+        "mixer_weights": weights,
+        "data_wait_s": round(wait, 6),
+    }
+
+
+def end_epoch(run: Run, progress: Progress, log: Callable[[str], None]) -> None:
+    """Close the epoch: its loss, accuracy and validation accuracy in the history; one line."""
+    sums, history, te = progress.running, progress.history, time.perf_counter()
+    loss, acc = sums["loss"] / max(1, sums["seen"]), sums["correct"] / max(1, sums["seen"])
+    val = None
+    if run.streams["val"] is not None and run.rank == 0:
+        val = evaluate(run.model, run.streams["val"], run.device, run.config.precision, autocast)[0]
+    history["loss"].append(loss)
+    history["acc"].append(acc)
+    history["val"].append(val)
+    epoch = progress.epoch + 1
+    progress.epoch, progress.batch, progress.running = epoch, 0, {}
+    log(
+        f"epoch {epoch}/{run.config.epochs} loss {loss:.4f} train_acc {acc:.3f} "
+        f"val_acc {'n/a' if val is None else f'{val:.3f}'} lr {run.sched.get_last_lr()[0]:.2e}"
+        f"{_fmt_weights(run.data.encoders, sums.get('w'), sums['seen'])} "
+        f"{time.perf_counter() - te:.1f}s"
+    )
+
+
+def summarise(run: Run, progress: Progress) -> TrainResult:
+    weights, w_all, rows = {}, None, 0
+    if run.rank == 0:
+        _, w_all, rows = evaluate(
+            run.core, run.streams["all"], run.device, run.config.precision, autocast
+        )
+    if w_all is not None:
+        weights = {e: float(v) / rows for e, v in zip(run.data.encoders, w_all, strict=True)}
+    return TrainResult(
+        train_loss=progress.history["loss"],
+        train_acc=progress.history["acc"],
+        val_acc=progress.history["val"],
+        mixer_weights=weights,
+        param_counts=run.core.param_counts(),
+        seconds=0.0,
+        encoders=run.data.encoders,
+        classes=run.data.classes,
+        n_train=len(run.data.train),
+        n_val=len(run.data.val),
+        device=str(run.device),
+        out=run.config.out,
+    )

@@ -1,0 +1,78 @@
+"""What a training run reads: the encoders, the rows, their labels and the split; no features.
+
+Everything here is small (a few numbers per row), so it is decided once, in the driver, and
+the features themselves are streamed (``mixer.stream``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import TrainConfig
+from .dataset import choose_encoders, label_targets, open_store, read_labels, split_indices
+
+
+@dataclass
+class TrainRows:
+    store_url: str
+    encoders: list[str]
+    widths: list[int]
+    time_steps: int  # after read-time pooling
+    grid: int  # after read-time pooling
+    classes: list[str]
+    rows: np.ndarray  # every selected row (ok for every chosen encoder), ascending
+    targets: np.ndarray  # class index of each of ``rows``
+    train: np.ndarray  # positions into rows / targets
+    val: np.ndarray
+    fingerprints: dict[str, str | None]  # per encoder: what a checkpoint was trained on
+
+    def part(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, targets) of the positions ``which``."""
+        return self.rows[which], self.targets[which]
+
+
+def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRows:
+    """Rows ok for every chosen encoder, their labels, and the seeded stratified split."""
+    st = open_store(config.store)
+    url = config.store if isinstance(config.store, str) else st.url
+    _refuse_while_written(url)
+    chosen = choose_encoders(st, config.encoders, url)
+    label_map, source = read_labels(st, config.labels, url)
+    rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))
+    if rows.size == 0:
+        raise ValueError(f"store {url} has no rows ok for every encoder of {chosen}")
+    classes, targets = label_targets([st.video_ids[r] for r in rows], label_map, source)
+    skipped = len(st.video_ids) - rows.size
+    if skipped:
+        log(f"dataset: skipping {skipped} row(s) not ok (failed or not yet extracted)")
+    targets = targets.numpy()
+    train, val = split_indices(targets, config.val_fraction, config.seed)
+    return TrainRows(
+        store_url=url,
+        encoders=chosen,
+        widths=[int(st.width(e)) for e in chosen],
+        time_steps=config.pool_time or int(st.time_steps),
+        grid=config.pool_grid or int(st.grid),
+        classes=[str(c) for c in classes],
+        rows=rows,
+        targets=targets,
+        train=train,
+        val=val,
+        fingerprints={e: (st.encoder_attrs(e) or {}).get("fingerprint") for e in chosen},
+    )
+
+
+def _refuse_while_written(url: str) -> None:
+    """A store an extract job is still writing (its lock held by a live job) is refused: its
+    rows would change under the run."""
+    from pipeline.store.lock import StoreLock, stale_reason
+
+    held = StoreLock(url).read()
+    if held is not None and stale_reason(held) is None:
+        raise ValueError(
+            f"store {url} is still being written by merv extract (host {held['host']}, pid "
+            f"{held['pid']}, since {held['started']}): wait until it finishes, then train"
+        )
