@@ -13,6 +13,7 @@ import time
 SECTIONS = {
     "encoders": "benchmarks.encoders_bench",  # per-encoder preprocessing / forward time per clip
     "extraction": "benchmarks.extraction_bench",  # shared decode, pipeline efficiency, scaling, plan
+    "training": "benchmarks.training_bench",  # flat memory, loader headroom, cache vs on the fly
 }
 
 

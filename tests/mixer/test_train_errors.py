@@ -50,12 +50,17 @@ def test_a_store_still_being_written(store, capsys):
     assert "wait until it finishes" in err
 
 
-def test_resume_with_another_model_spec(store, tmp_path, capsys):
-    out = str(tmp_path / "run")
+def trained(store: str, out: str, capsys) -> str:
+    """``out`` holding the checkpoints of a finished run."""
     with pytest.raises(SystemExit) as done:
         main(["train", store, "--out", out, *RUN])
     assert done.value.code == 0
     capsys.readouterr()
+    return out
+
+
+def test_resume_with_another_model_spec(store, tmp_path, capsys):
+    out = trained(store, str(tmp_path / "run"), capsys)
     err = one_line_error(capsys, store, "--out", out, "--resume", *RUN[2:], "--d-model", "16")
     assert "was trained with another model spec (differs in ['d_model'])" in err
 
@@ -63,11 +68,7 @@ def test_resume_with_another_model_spec(store, tmp_path, capsys):
 def test_resume_after_the_features_changed(store, tmp_path, capsys):
     import zarr
 
-    out = str(tmp_path / "run")
-    with pytest.raises(SystemExit) as done:
-        main(["train", store, "--out", out, *RUN])
-    assert done.value.code == 0
-    capsys.readouterr()
+    out = trained(store, str(tmp_path / "run"), capsys)
     zarr.open_group(store, mode="r+")["features/b"].attrs["fingerprint"] = "re-extracted"
     err = one_line_error(capsys, store, "--out", out, "--resume", *RUN)
     assert "was trained on other features of encoder(s) ['b']" in err

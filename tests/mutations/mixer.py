@@ -340,19 +340,19 @@ MUTATIONS = [
     ),
     dict(
         id="mixer-scheduler-before-optimizer",
-        file="mixer/trainer.py",
-        old="        opt.step()\n        sched.step()\n",
-        new="        sched.step()\n        opt.step()\n",
+        file="mixer/steps.py",
+        old="    opt.step()\n    sched.step()\n",
+        new="    sched.step()\n    opt.step()\n",
         tests=[f"{T}::test_training_uses_groups_warmup_cosine_and_clipping"],
         why="scheduler stepped before the optimizer: the first warmup value is skipped",
     ),
     dict(
         id="mixer-clip-after-step",
-        file="mixer/trainer.py",
-        old="        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n"
-        "        opt.step()\n",
-        new="        opt.step()\n"
-        "        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n",
+        file="mixer/steps.py",
+        old="    norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n"
+        "    opt.step()\n",
+        new="    opt.step()\n"
+        "    norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)\n",
         tests=[f"{T}::test_training_uses_groups_warmup_cosine_and_clipping"],
         why="gradients clipped after the optimizer step: clipping has no effect",
     ),

@@ -1,0 +1,69 @@
+"""Benchmark (c) of `benchmarks.training_bench`: the same projectors + mixer step, fed from the
+cache or by MERV's four full-size encoders computing features from decoded frames (random
+weights; the cost, not the values, is measured)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+BATCH, CACHED_ROWS, FLY_STEPS = 2, 64, 2
+
+
+def _merv_specs():
+    from encoders import get_spec
+    from encoders.registry import ENCODER_SETS
+
+    return [get_spec(name) for name in ENCODER_SETS["merv"]]
+
+
+def cached_steps_per_s(specs) -> float:
+    from benchmarks.training_bench import train_config, write_random_store
+    from mixer import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = f"{tmp}/merv.zarr"
+        write_random_store(store, CACHED_ROWS, {s.name: s.width for s in specs})
+        cfg = train_config(store, batch_size=BATCH, val_fraction=0.0, d_model=4096)
+        cfg = cfg.replace(fusion_options={}, out=f"{tmp}/run")
+        start = time.perf_counter()
+        train(cfg, log=lambda *a: None)
+        return (CACHED_ROWS // BATCH) / (time.perf_counter() - start)
+
+
+def onthefly_steps_per_s(specs) -> float:
+    """Decoded frames -> four encoders -> aligned features -> the same training step."""
+    from benchmarks.training_bench import train_config
+    from encoders import build_encoder
+    from encoders.align import align_tokens
+    from mixer import MervMixer, ModelSpec
+    from mixer.trainer import build_optimizer
+
+    encoders = [build_encoder(s.name, random_init=True) for s in specs]
+    cfg = train_config("unused", batch_size=BATCH, d_model=4096).replace(fusion_options={})
+    data = SimpleNamespace(
+        encoders=[s.name for s in specs], widths=[s.width for s in specs], time_steps=16,
+        grid=8, classes=["c0", "c1"],
+    )  # fmt: skip
+    model = MervMixer(ModelSpec.from_train_config(cfg, data))
+    opt, _ = build_optimizer(model, cfg, FLY_STEPS * BATCH)
+    rng = np.random.default_rng(0)
+    videos = [torch.from_numpy(rng.integers(0, 256, (32, 240, 320, 3), dtype=np.uint8))]
+    start = time.perf_counter()
+    for _ in range(FLY_STEPS):
+        feats = [align_tokens(e.encode(videos * BATCH), 16, 8).float() for e in encoders]
+        out, _ = model(feats)
+        loss = model.head.loss(out, torch.zeros(BATCH, dtype=torch.long))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return FLY_STEPS / (time.perf_counter() - start)
+
+
+def cached_vs_onthefly() -> tuple[float, float]:
+    specs = _merv_specs()
+    return cached_steps_per_s(specs), onthefly_steps_per_s(specs)

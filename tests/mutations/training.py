@@ -1,0 +1,39 @@
+"""Mutations of streaming training (mixer/stream.py, mixer/resume.py, mixer/metrics.py)."""
+
+_STREAM = "tests/mixer/test_stream.py"
+_RESUME = "tests/mixer/test_resume_training.py"
+
+MUTATIONS = [
+    dict(
+        id="stream-order-ignores-epoch",
+        file="mixer/stream.py",
+        old="    rng = np.random.default_rng([seed, epoch])",
+        new="    rng = np.random.default_rng([seed, 0])",
+        tests=[f"{_STREAM}::test_order_is_a_function_of_seed_and_epoch"],
+        why="every epoch of a large store sees the same order",
+    ),
+    dict(
+        id="stream-rank-split-off",
+        file="mixer/stream.py",
+        old="    first = rank * q + np.minimum(rank, rem)",
+        new="    first = rank * q",
+        tests=[f"{_STREAM}::test_rank_positions_follow_array_split"],
+        why="ranks overlap and drop rows when a batch does not split evenly",
+    ),
+    dict(
+        id="resume-optimizer-not-restored",
+        file="mixer/resume.py",
+        old='    opt.load_state_dict(_optimizer_state(tensors, json.loads(meta["param_groups"])))',
+        new="    _optimizer_state(tensors, json.loads(meta['param_groups']))",
+        tests=[f"{_RESUME}::test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run"],
+        why="a resumed run restarts Adam's moments: its losses drift from the clean run",
+    ),
+    dict(
+        id="resume-metrics-kept-past-checkpoint",
+        file="mixer/metrics.py",
+        old='r["step"] <= resume_step',
+        new="True",
+        tests=[f"{_RESUME}::test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run"],
+        why="the steps between the checkpoint and the kill are logged twice",
+    ),
+]
