@@ -1,8 +1,8 @@
-"""Cached-feature dataset: reads aligned encoder features only through the pipeline's store.
+"""Labels, encoder choice and split of a store's rows, and an in-memory reader of its features.
 
-The corpus is small for now, so the selected rows are held in memory as float32, but they are
-read shard by shard (one `read_rows` call per shard and encoder) so reads hit whole Zarr shards
-and only one shard is ever held as float16 + pooled copies at a time.
+The trainer streams features (``mixer.stream``); it uses the label, encoder and split helpers
+here. ``load_features`` holds every selected row in memory as float32: for notebooks and
+small stores (it reads shard by shard, one ``read_rows`` call per shard and encoder).
 """
 
 from __future__ import annotations
