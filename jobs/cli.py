@@ -146,6 +146,7 @@ def _add_train(sub) -> None:
     p.add_argument("--out", help="directory for the checkpoint, config and results")
     p.add_argument("--loader-workers", type=int, dest="loader_workers", help="reader processes (2)")
     p.add_argument("--checkpoint-every", type=int, dest="checkpoint_every", help="steps (0: end)")
+    p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
     p.add_argument(
         "--resume",
         action="store_const",
@@ -219,6 +220,7 @@ def _train_config(args):
             "loader_workers",
             "checkpoint_every",
             "resume",
+            "progress",
         )
     }
     flags["encoders"] = args.encoders or None  # an empty --encoders means not given

@@ -72,5 +72,7 @@ class JobRay:
         if "file" in fs.protocol or not fs.exists(root):
             return
         target = f"{root.rstrip('/')}/{JOBS_DIR}/{os.path.basename(self.log_path)}"
-        with contextlib.suppress(OSError), open(self.log_path, "rb") as f:
-            fs.pipe_file(target, f.read())
+        with contextlib.suppress(OSError):
+            with open(self.log_path, "rb") as f:
+                fs.pipe_file(target, f.read())
+            os.remove(self.log_path)  # kept in the store now

@@ -54,6 +54,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     resume: bool = False
     log_every: int = 1  # one OUT/metrics.jsonl line every N steps
+    progress: bool = True  # a bar of steps/s, videos/s and loss, on a terminal only
 
     def __post_init__(self) -> None:
         self.validate()

@@ -124,7 +124,8 @@ def train_epoch(run: Run, epoch: int, progress: Progress) -> Progress:
     cfg, sums = run.config, dict(progress.running) if progress.epoch == epoch else {}
     start = progress.batch if progress.epoch == epoch else 0
     sums.setdefault("loss", 0.0), sums.setdefault("correct", 0), sums.setdefault("seen", 0)
-    waited = time.perf_counter()
+    bar = _bar(run, epoch, start)
+    waited = began = time.perf_counter()
     for batch in run.streams["train"].epoch(epoch, start):
         wait = time.perf_counter() - waited
         s = train_step(run.model, run.opt, run.sched, batch, run.device, cfg, autocast, run.world)
@@ -145,7 +146,21 @@ def train_epoch(run: Run, epoch: int, progress: Progress) -> Progress:
             run.checkpoint(progress)
         fault_point("after_train_step")  # the kill-and-resume test stops here
         waited = time.perf_counter()
+        bar.update(1)
+        bar.set_postfix(loss=f"{s.loss:.4f}", videos_s=f"{sums['seen'] / (waited - began):.1f}")
+    bar.close()
     return progress
+
+
+def _bar(run: Run, epoch: int, start: int):
+    """A progress bar of the epoch's steps (steps/s, loss, videos/s) on a terminal, rank 0."""
+    import sys
+
+    from tqdm import tqdm
+
+    shown = run.config.progress and run.rank == 0 and sys.stderr.isatty()
+    total = len(run.streams["train"]) - start
+    return tqdm(total=total, unit="step", desc=f"epoch {epoch + 1}", disable=not shown, leave=False)
 
 
 def _metrics(run: Run, progress: Progress, s, wait: float) -> dict:

@@ -391,3 +391,23 @@ def test_same_seed_same_weights(store_factory, synth, tmp_path):
         assert torch.equal(w1[k], w2[k]), k
     assert res1.train_loss == res2.train_loss and res1.mixer_weights == res2.mixer_weights
     assert any(not torch.equal(w1[k], w3[k]) for k in w1)
+
+
+def test_progress_bar_on_a_terminal_only(store_factory, synth, monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    feats, y = synth.separable(24, {"a": 6, "b": 4}, informative="a")
+    url, _ = store_factory(feats, y.tolist(), shard_size=12)
+    cfg = TrainConfig(store=url, d_model=8, pool_grid=1, epochs=1, batch_size=4, val_fraction=0)
+    for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        train(cfg.replace(fusion_options={"attn_dim": 8}), log=quiet)
+        text = stream.getvalue()
+        assert (
+            "epoch 1: 100%" in text and "step/s, loss=" in text and "videos_s=" in text
+        ) == shown
