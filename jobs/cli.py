@@ -147,6 +147,8 @@ def _add_train(sub) -> None:
     p.add_argument("--loader-workers", type=int, dest="loader_workers", help="reader processes (2)")
     p.add_argument("--checkpoint-every", type=int, dest="checkpoint_every", help="steps (0: end)")
     p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
+    p.add_argument("--workers", type=int, help="Ray Train workers (0: train in this process)")
+    p.add_argument("--address", help="Ray cluster for --workers (default: a local Ray)")
     p.add_argument(
         "--resume",
         action="store_const",
@@ -221,6 +223,8 @@ def _train_config(args):
             "checkpoint_every",
             "resume",
             "progress",
+            "workers",
+            "address",
         )
     }
     flags["encoders"] = args.encoders or None  # an empty --encoders means not given

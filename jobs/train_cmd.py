@@ -9,7 +9,12 @@ def run_train(config, echo=print):
     from mixer import train
 
     echo("effective config:\n" + to_yaml(config, "train").rstrip())
-    result = train(config, log=echo)
+    if config.workers:
+        from jobs.train_on_ray import train_on_ray
+
+        result = train_on_ray(config)
+    else:
+        result = train(config, log=echo)
     best = max((a for a in result.val_acc if a is not None), default=None)
     echo(
         f"trained on {result.n_train} videos, validated on {result.n_val}; "

@@ -55,6 +55,10 @@ class TrainConfig:
     resume: bool = False
     log_every: int = 1  # one OUT/metrics.jsonl line every N steps
     progress: bool = True  # a bar of steps/s, videos/s and loss, on a terminal only
+    # Ray Train: `workers` > 0 runs the loop as a TorchTrainer job with that many workers, on
+    # the cluster at `address` (None: a local Ray); 0 trains in this process.
+    workers: int = 0
+    address: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -73,6 +77,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive or None, got {getattr(self, name)}")
         if self.loader_workers < 0 or self.shuffle_rows < 1 or self.checkpoint_every < 0:
             raise ValueError("loader_workers and checkpoint_every must be >= 0, shuffle_rows >= 1")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0: train in this process), got {self.workers}")
         if self.keep_checkpoints < 1 or self.log_every < 1:
             raise ValueError("keep_checkpoints and log_every must be >= 1")
         if self.resume and not self.out:
