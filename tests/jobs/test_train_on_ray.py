@@ -3,19 +3,14 @@ two CPU workers, gloo) takes the steps of one process with the whole batch."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
+from mixer.metrics import read_metrics
 from tests.helpers import cli_env
 
 TRAIN = [sys.executable, "-c", "from jobs.cli import main; main()", "train"]
 RUN = ["--epochs", "2", "--batch-size", "8", "--d-model", "16", "--pool-grid", "2"]
-
-
-def metrics(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_ray_train_workers_give_the_losses_of_one_process(tmp_path):
@@ -30,7 +25,7 @@ def test_ray_train_workers_give_the_losses_of_one_process(tmp_path):
         argv = [*TRAIN, store, *RUN, "--out", str(tmp_path / name), *extra]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
         assert done.returncode == 0, done.stderr[-3000:]
-        runs[name] = (metrics(tmp_path / name), done.stdout)
+        runs[name] = (read_metrics(tmp_path / name / "metrics.jsonl"), done.stdout)
     (one, _), (ray_run, stdout) = runs["one"], runs["ray"]
     assert [m["step"] for m in ray_run] == [m["step"] for m in one] == list(range(1, 17))
     for a, b in zip(one, ray_run, strict=True):

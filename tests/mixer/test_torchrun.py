@@ -3,27 +3,17 @@ global batch, take the steps of one process with the whole batch."""
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from mixer.metrics import read_metrics
 from tests.helpers import cli_env
+from tests.jobs.ray_head import free_port
 from tests.mixer.conftest import write_store
 
 BIN = Path(sys.executable).parent
 RUN = ["--epochs", "2", "--batch-size", "8", "--d-model", "16", "--pool-grid", "2"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metrics(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_two_processes_give_the_losses_of_one(synth, tmp_path):
@@ -44,7 +34,10 @@ def test_two_processes_give_the_losses_of_one(synth, tmp_path):
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr[-3000:]
-    a, b = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    a, b = (
+        read_metrics(tmp_path / "one" / "metrics.jsonl"),
+        read_metrics(tmp_path / "two" / "metrics.jsonl"),
+    )
     # 64 training rows, batches of 8: 8 steps per epoch
     assert [m["step"] for m in a] == [m["step"] for m in b] == list(range(1, 17))
     for x, z in zip(a, b, strict=True):
