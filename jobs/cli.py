@@ -133,6 +133,19 @@ def _add_train(sub) -> None:
     p.add_argument("--config", help="YAML job config")
     p.add_argument("--labels", help="CSV/Parquet/JSONL with video_id,label columns")
     p.add_argument("--encoders", help="comma list of the store's encoders (default: all)")
+    p.add_argument(
+        "--split-file",
+        dest="split_file",
+        help="CSV/Parquet/JSONL of video_id,split (train/val/test; test rows are left out)",
+    )
+    p.add_argument(
+        "--split-column",
+        dest="split_column",
+        help="the split's column: in --split-file (default: split), else in the manifest",
+    )
+    p.add_argument(
+        "--val-fraction", type=float, dest="val_fraction", help="seeded val share (no split)"
+    )
     p.add_argument("--fusion", help="fusion module (cross_attention)")
     p.add_argument("--projector", help="projector (linear)")
     p.add_argument("--objective", help="objective (probe)")
@@ -208,6 +221,9 @@ def _train_config(args):
         for k in (
             "store",
             "labels",
+            "split_file",
+            "split_column",
+            "val_fraction",
             "fusion",
             "projector",
             "objective",

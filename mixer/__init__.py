@@ -2,13 +2,14 @@
 
 from .checkpoint import load_model, save_model
 from .config import TrainConfig
-from .dataset import FeatureData, load_features, split_indices
+from .dataset import FeatureData, load_features
 from .export import to_reference_state_dict
 from .fusions import FUSIONS, CrossAttentionMixer, register_fusion
 from .model import MervMixer, ModelSpec, build_model
 from .objectives import OBJECTIVES, register_objective
 from .projectors import PROJECTORS, register_projector
 from .registry import Registry
+from .splits import split_indices
 from .trainer import TrainResult, train
 
 __all__ = [

@@ -38,7 +38,13 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup: float = 0.03  # fraction of all optimizer steps
     grad_clip: float = 1.0
+    # Seeded stratified validation share, used when no named split is given.
     val_fraction: float = 0.2
+    # A named split (train / val / test per video; test rows are left out of the run): a
+    # CSV / Parquet / JSONL file of video_id,<split_column> rows, or without a file the
+    # manifest's column `split_column`. split_column defaults to "split" with a file.
+    split_file: str | None = None
+    split_column: str | None = None
     seed: int = 0
     out: str | None = None  # checkpoint directory
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"

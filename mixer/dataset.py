@@ -1,13 +1,13 @@
-"""Labels, encoder choice and split of a store's rows, and an in-memory reader of its features.
+"""Labels and encoder choice of a store's rows, read-time pooling, and an in-memory reader.
 
-The trainer streams features (``mixer.stream``); it uses the label, encoder and split helpers
-here. ``load_features`` holds every selected row in memory as float32: for notebooks and
-small stores (it reads shard by shard, one ``read_rows`` call per shard and encoder).
+The trainer streams features (``mixer.stream``); it uses the label, encoder and pooling helpers
+here. ``load_features`` holds the rows a run would select in memory as float32: for notebooks
+and small stores (it reads shard by shard, one ``read_rows`` call per shard and encoder).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,8 +44,9 @@ def open_store(store: str | StoreReader) -> StoreReader:
 # --- labels -------------------------------------------------------------------------------------
 
 
-def read_label_table(path: str) -> pa.Table:
-    """CSV / Parquet / JSONL (local path or fsspec URL) with columns video_id,label."""
+def read_table(path: str, columns: Sequence[str], what: str) -> pa.Table:
+    """CSV / Parquet / JSONL (local path or fsspec URL) with at least ``columns``; ``what``
+    names the file in errors ("labels file", "split file")."""
     import fsspec
     import pyarrow.csv as pcsv
     import pyarrow.json as pjson
@@ -65,13 +66,16 @@ def read_label_table(path: str) -> pa.Table:
                 convert_options=pcsv.ConvertOptions(column_types={"video_id": pa.string()}),
             )
         else:
-            raise ValueError(f"labels file {path}: unknown format (use .csv, .parquet or .jsonl)")
-    missing = {"video_id", "label"} - set(table.column_names)
+            raise ValueError(f"{what} {path}: unknown format (use .csv, .parquet or .jsonl)")
+    missing = [c for c in columns if c not in table.column_names]
     if missing:
-        raise ValueError(
-            f"labels file {path} lacks column(s) {sorted(missing)}; has {table.column_names}"
-        )
+        raise ValueError(f"{what} {path} lacks column(s) {missing}; has {table.column_names}")
     return table
+
+
+def read_label_table(path: str) -> pa.Table:
+    """CSV / Parquet / JSONL (local path or fsspec URL) with columns video_id,label."""
+    return read_table(path, ("video_id", "label"), "labels file")
 
 
 def labels_by_video(table: pa.Table, source: str) -> dict[str, Any]:
@@ -144,36 +148,30 @@ def load_features(
     pool_grid: int | None = None,
     log: Callable[[str], None] = print,
 ) -> FeatureData:
-    """The rows that are ok for `encoders` (default: all, in store order), with their labels.
+    """The rows a training run over `store` would select, with their features, in memory.
 
-    Labels come from the file `labels` (CSV / Parquet / JSONL with video_id,label) or else the
-    store manifest's `label` column; classes are the sorted distinct labels of those rows.
-    Features are pooled from the stored GxG grid to `pool_grid` while reading. Raises ValueError
-    for an encoder not in the store, no usable rows, a missing label or a mis-shaped read.
+    Rows, labels and classes are `mixer.selection.select_rows`' (ok for every chosen encoder,
+    labels from `labels` or the manifest); features are pooled from the stored GxG grid to
+    `pool_grid` while reading. Raises ValueError as `select_rows` does, or for a mis-shaped read.
     """
+    from .config import TrainConfig
+    from .selection import select_rows  # selection builds on this module's helpers
+
+    config = TrainConfig(
+        store=store, encoders=encoders, labels=labels, pool_grid=pool_grid, val_fraction=0.0
+    )
+    sel = select_rows(config, log)
     st = open_store(store)
-    store_name = store if isinstance(store, str) else type(store).__name__
-    chosen = choose_encoders(st, encoders, store_name)
-    label_map, source = read_labels(st, labels, store_name)
-    rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))
-    if rows.size == 0:
-        raise ValueError(f"store {store_name} has no rows ok for every encoder of {chosen}")
-    vids = [st.video_ids[r] for r in rows]
-    classes, targets = label_targets(vids, label_map, source)
-    n_failed = len(st.video_ids) - rows.size
-    if n_failed:
-        log(f"dataset: skipping {n_failed} row(s) not ok (failed or not yet extracted)")
-    widths = [int(st.width(e)) for e in chosen]
     return FeatureData(
-        features=read_features(st, chosen, widths, rows, pool_grid, store_name),
-        targets=targets,
-        video_ids=vids,
-        rows=rows,
-        encoders=chosen,
-        widths=widths,
+        features=read_features(st, sel.encoders, sel.widths, sel.rows, pool_grid, sel.store_url),
+        targets=torch.from_numpy(sel.targets),
+        video_ids=[st.video_ids[r] for r in sel.rows],
+        rows=sel.rows,
+        encoders=sel.encoders,
+        widths=sel.widths,
         time_steps=int(st.time_steps),
-        grid=st.grid if pool_grid is None else pool_grid,
-        classes=[str(c) for c in classes],
+        grid=sel.grid,
+        classes=sel.classes,
     )
 
 
@@ -245,34 +243,3 @@ def read_features(
             x = torch.from_numpy(raw.astype(np.float32, copy=False))
             feats[e][torch.from_numpy(pos)] = pool_tokens(x, st.grid, pool_grid)
     return feats
-
-
-# --- split and batches --------------------------------------------------------------------------
-
-
-def split_indices(
-    targets: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic stratified split: about val_fraction of every class goes to validation."""
-    targets = np.asarray(targets)
-    if val_fraction <= 0:
-        return np.arange(targets.size), np.arange(0)
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in np.unique(targets):
-        idx = rng.permutation(np.nonzero(targets == c)[0])
-        # Keep at least one training example per class; round the rest to val_fraction.
-        n_val = min(int(round(val_fraction * idx.size)), idx.size - 1)
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def iter_batches(
-    indices: np.ndarray, batch_size: int, generator: torch.Generator | None = None
-) -> Iterator[Tensor]:
-    """Index batches over `indices`, shuffled when a generator is given."""
-    idx = torch.as_tensor(indices, dtype=torch.long)
-    if generator is not None:
-        idx = idx[torch.randperm(idx.numel(), generator=generator)]
-    yield from idx.split(batch_size)

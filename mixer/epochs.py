@@ -75,8 +75,8 @@ class Run:
     def checkpoint(self, progress: Progress) -> None:
         if self.out is not None and self.rank == 0:
             keep = self.config.keep_checkpoints
-            fps = self.data.fingerprints
-            save_checkpoint(self.out, self.core, self.opt, self.sched, progress, fps, keep)
+            fps, rows = self.data.fingerprints, self.data.digest()
+            save_checkpoint(self.out, self.core, self.opt, self.sched, progress, fps, keep, rows)
 
 
 def resume(run: Run, log: Callable[[str], None]) -> Progress:
@@ -87,7 +87,8 @@ def resume(run: Run, log: Callable[[str], None]) -> Progress:
     if path is None:
         log(f"resume: no checkpoint in {run.out}/checkpoints yet, starting from the beginning")
         return Progress()
-    progress = load_checkpoint(path, run.core, run.opt, run.sched, run.data.fingerprints)
+    data = run.data
+    progress = load_checkpoint(path, run.core, run.opt, run.sched, data.fingerprints, data.digest())
     log(f"resume: {path.name}, epoch {progress.epoch + 1} batch {progress.batch}")
     return progress
 

@@ -44,8 +44,9 @@ class Progress:
 
 
 def save_checkpoint(
-    out: Path, model, opt, sched, progress: Progress, fingerprints: dict, keep: int
+    out: Path, model, opt, sched, progress: Progress, fingerprints: dict, keep: int, rows: str = ""
 ) -> Path:
+    """``rows``: a digest of the run's train / val rows (``TrainRows.digest``)."""
     root = Path(out) / CHECKPOINTS
     final = root / f"{PREFIX}{progress.step:09d}"
     tmp = root / f".tmp-{final.name}-{secrets.token_hex(4)}"
@@ -58,6 +59,7 @@ def save_checkpoint(
         "scheduler": json.dumps(sched.state_dict()),
         "progress": json.dumps(asdict(progress)),
         "fingerprints": json.dumps(fingerprints, sort_keys=True),
+        "rows": rows,
     }
     save_file(tensors, str(tmp / STATE_NAME), metadata=meta)
     if final.exists():  # the same step saved again (the end of a run that just resumed)
@@ -73,9 +75,10 @@ def latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: Path, model, opt, sched, fingerprints: dict) -> Progress:
+def load_checkpoint(path: Path, model, opt, sched, fingerprints: dict, rows: str = "") -> Progress:
     """Restore model, optimizer, scheduler and RNG from ``path``; the progress saved there.
-    Raises ValueError (one line) for another model spec or changed encoder features."""
+    Raises ValueError (one line) for another model spec, changed encoder features or other
+    train / val rows (``rows``, the digest ``save_checkpoint`` stored)."""
     saved_spec = read_spec(path / WEIGHTS_NAME)
     if saved_spec != model.spec:
         diff = [k for k, v in saved_spec.to_dict().items() if model.spec.to_dict().get(k) != v]
@@ -91,6 +94,12 @@ def load_checkpoint(path: Path, model, opt, sched, fingerprints: dict) -> Progre
         raise ValueError(
             f"checkpoint {path} was trained on other features of encoder(s) {changed} (their "
             "fingerprint in the store changed since): train into a new --out"
+        )
+    if meta.get("rows") and rows and meta["rows"] != rows:
+        raise ValueError(
+            f"checkpoint {path} was trained on other train / val rows (the store's ok rows, "
+            "the labels or the split changed since): resume with the same ones, or train "
+            "into a new --out"
         )
     model.load_state_dict(load_file(str(path / WEIGHTS_NAME)), strict=True)
     tensors = load_file(str(path / STATE_NAME))

@@ -6,13 +6,15 @@ the features themselves are streamed (``mixer.stream``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .config import TrainConfig
-from .dataset import choose_encoders, label_targets, open_store, read_labels, split_indices
+from .dataset import choose_encoders, label_targets, open_store, read_labels
+from .splits import read_named_split, split_indices
 
 
 @dataclass
@@ -33,9 +35,19 @@ class TrainRows:
         """(rows, targets) of the positions ``which``."""
         return self.rows[which], self.targets[which]
 
+    def digest(self) -> str:
+        """What a checkpoint remembers of the rows: their train / val split and targets."""
+        h = hashlib.sha256()
+        for part in (self.rows[self.train], self.rows[self.val], self.targets):
+            h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+            h.update(b"|")
+        return h.hexdigest()
+
 
 def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRows:
-    """Rows ok for every chosen encoder, their labels, and the seeded stratified split."""
+    """Rows ok for every chosen encoder, their labels, and the split: the named one of
+    ``config.split_file`` / ``config.split_column`` (test rows dropped), else the seeded
+    stratified ``val_fraction``."""
     st = open_store(config.store)
     url = config.store if isinstance(config.store, str) else st.url
     _refuse_while_written(url)
@@ -44,12 +56,28 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
     rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))
     if rows.size == 0:
         raise ValueError(f"store {url} has no rows ok for every encoder of {chosen}")
-    classes, targets = label_targets([st.video_ids[r] for r in rows], label_map, source)
     skipped = len(st.video_ids) - rows.size
     if skipped:
         log(f"dataset: skipping {skipped} row(s) not ok (failed or not yet extracted)")
+    named = read_named_split(
+        st, [st.video_ids[r] for r in rows], config.split_file, config.split_column, url
+    )
+    if named is not None:  # test rows are held out of this run altogether
+        counts = named.counts()
+        log(f"split from {named.source}: {counts['train']} train, {counts['val']} val, "
+            f"{counts['test']} test (held out); val_fraction unused")  # fmt: skip
+        kept = named.parts != "test"
+        rows, parts = rows[kept], named.parts[kept]
+        if rows.size == 0:
+            raise ValueError(f"{named.source} puts every ok video in test: nothing to train on")
+    classes, targets = label_targets([st.video_ids[r] for r in rows], label_map, source)
     targets = targets.numpy()
-    train, val = split_indices(targets, config.val_fraction, config.seed)
+    if named is None:
+        train, val = split_indices(targets, config.val_fraction, config.seed)
+    else:
+        train, val = np.nonzero(parts == "train")[0], np.nonzero(parts == "val")[0]
+        if train.size == 0:
+            raise ValueError(f"{named.source} has no train video among the ok rows")
     return TrainRows(
         store_url=url,
         encoders=chosen,

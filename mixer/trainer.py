@@ -146,9 +146,17 @@ def init_model(config: TrainConfig, data, device: torch.device, log: Callable[[s
 def build_optimizer(
     model: MervMixer, config: TrainConfig, n_train: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over the decay / no-decay groups, stepped per batch by warmup then cosine."""
+    """AdamW over the decay / no-decay groups, stepped per batch by warmup then cosine.
+
+    The fused AdamW (one kernel over all parameters) where torch has it: the update is
+    memory-bound, and at MERV's sizes (d_model 4096) the per-tensor loop took about a fifth of
+    a CPU step."""
+    device = next(model.parameters()).device.type
     opt = torch.optim.AdamW(
-        param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas
+        param_groups(model, config.weight_decay),
+        lr=config.lr,
+        betas=config.betas,
+        fused=device in ("cpu", "cuda"),
     )
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -20,8 +20,10 @@ def write_store(
     labels: Sequence[object] | None,
     failed: Sequence[int] = (),
     shard_size: int = 16,
+    columns: dict[str, Sequence[object]] | None = None,
 ) -> FeatureStore:
-    """features[name]: [N, T, G*G, C]; labels go into the manifest's `label` column if given."""
+    """features[name]: [N, T, G*G, C]; labels go into the manifest's `label` column if given,
+    and each of `columns` (name -> one value per row) into a manifest column of its own."""
     n = next(iter(features.values())).shape[0]
     vids = [f"vid{i:04d}" for i in range(n)]
     encoders = {
@@ -43,6 +45,8 @@ def write_store(
             }
             if labels is not None:
                 row["label"] = labels[r]
+            for name, values in (columns or {}).items():
+                row[name] = values[r]
             if bad:
                 for a in block.values():
                     a[r - rows.start] = 0

@@ -1,7 +1,8 @@
-"""Mutations of streaming training (mixer/stream.py, mixer/resume.py, mixer/metrics.py)."""
+"""Mutations of streaming training (mixer/stream.py, resume.py, metrics.py, selection.py)."""
 
 _STREAM = "tests/mixer/test_stream.py"
 _RESUME = "tests/mixer/test_resume_training.py"
+_SPLITS = "tests/mixer/test_splits.py"
 
 MUTATIONS = [
     dict(
@@ -35,5 +36,21 @@ MUTATIONS = [
         new="True",
         tests=[f"{_RESUME}::test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run"],
         why="the steps between the checkpoint and the kill are logged twice",
+    ),
+    dict(
+        id="split-test-rows-trained",
+        file="mixer/selection.py",
+        old='        kept = named.parts != "test"',
+        new="        kept = np.ones(len(named.parts), dtype=bool)",
+        tests=[f"{_SPLITS}::test_split_file_gives_exactly_its_train_and_val_rows"],
+        why="held-out test videos leak into the run",
+    ),
+    dict(
+        id="resume-rows-not-compared",
+        file="mixer/resume.py",
+        old='    if meta.get("rows") and rows and meta["rows"] != rows:',
+        new="    if False:",
+        tests=[f"{_SPLITS}::test_resume_refuses_a_changed_split"],
+        why="a resumed run silently continues on other rows",
     ),
 ]
