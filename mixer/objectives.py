@@ -2,8 +2,9 @@
 
 A factory is called as `factory(d_model=..., n_tokens=..., num_classes=..., **objective_options)`
 and returns a module with `forward(tokens) -> output`, `loss(output, targets) -> Tensor` and
-`correct(output, targets) -> int`. Only "probe" exists so far; "lm" (frozen causal LM, visual
-tokens after BOS) and "contrastive" (InfoNCE against cached text embeddings) slot in here.
+`correct(output, targets) -> int` and `loss_and_correct(output, targets)` (both from one forward
+of the head). "probe" is here; "lm" (a frozen causal LM, the visual tokens after BOS) is in
+`mixer.lm.objective`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class ProbeHead(nn.Module):
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets)
 
+    def loss_and_correct(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, int]:
+        return self.loss(logits, targets), self.correct(logits.detach(), targets)
+
     @torch.no_grad()
     def correct(self, logits: Tensor, targets: Tensor) -> int:
         return int((logits.argmax(dim=-1) == targets).sum())
+
+
+from .lm import objective as _lm_objective  # noqa: E402, F401 - registers "lm"

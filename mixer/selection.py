@@ -30,6 +30,7 @@ class TrainRows:
     train: np.ndarray  # positions into rows / targets
     val: np.ndarray
     fingerprints: dict[str, str | None]  # per encoder: what a checkpoint was trained on
+    texts: list | None = None  # objective lm: the conversation of each of ``rows``
 
     def part(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, targets) of the positions ``which``."""
@@ -52,13 +53,17 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
     url = config.store if isinstance(config.store, str) else st.url
     _refuse_while_written(url)
     chosen = choose_encoders(st, config.encoders, url)
-    label_map, source = read_labels(st, config.labels, url)
+    text_run = config.objective == "lm"  # targets are conversations, not class labels
+    label_map, source = (None, "") if text_run else read_labels(st, config.labels, url)
     rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))
     if rows.size == 0:
         raise ValueError(f"store {url} has no rows ok for every encoder of {chosen}")
     skipped = len(st.video_ids) - rows.size
     if skipped:
         log(f"dataset: skipping {skipped} row(s) not ok (failed or not yet extracted)")
+    texts = None
+    if text_run:
+        rows, texts = _rows_with_text(st, rows, config, url, log)
     named = read_named_split(
         st, [st.video_ids[r] for r in rows], config.split_file, config.split_column, url
     )
@@ -68,12 +73,17 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
             f"{counts['test']} test (held out); val_fraction unused")  # fmt: skip
         kept = named.parts != "test"
         rows, parts = rows[kept], named.parts[kept]
+        texts = None if texts is None else [t for t, k in zip(texts, kept, strict=True) if k]
         if rows.size == 0:
             raise ValueError(f"{named.source} puts every ok video in test: nothing to train on")
-    classes, targets = label_targets([st.video_ids[r] for r in rows], label_map, source)
-    targets = targets.numpy()
+    if text_run:  # target i is the run's conversation i; the fraction split is unstratified
+        classes, targets = [], np.arange(rows.size, dtype=np.int64)
+        strata = np.zeros(rows.size, dtype=np.int64)
+    else:
+        classes, labels = label_targets([st.video_ids[r] for r in rows], label_map, source)
+        targets = strata = labels.numpy()
     if named is None:
-        train, val = split_indices(targets, config.val_fraction, config.seed)
+        train, val = split_indices(strata, config.val_fraction, config.seed)
     else:
         train, val = np.nonzero(parts == "train")[0], np.nonzero(parts == "val")[0]
         if train.size == 0:
@@ -90,7 +100,26 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
         train=train,
         val=val,
         fingerprints={e: (st.encoder_attrs(e) or {}).get("fingerprint") for e in chosen},
+        texts=texts,
     )
+
+
+def _rows_with_text(st, rows: np.ndarray, config: TrainConfig, url: str, log):
+    """The rows that have text, and their conversations; what does not join is reported."""
+    from .lm.text import read_text
+
+    text = read_text(config.objective_options.get("text"), st.manifest(), url)
+    vids = [st.video_ids[r] for r in rows]
+    no_text, not_ok = text.report(vids)
+    if not_ok:
+        log(f"text: {len(not_ok)} video(s) of {text.source} are not ok in the store, not "
+            f"trained on: {', '.join(not_ok[:5])}{' ...' if len(not_ok) > 5 else ''}")  # fmt: skip
+    if no_text:
+        log(f"text: {len(no_text)} ok video(s) have no text in {text.source}, left out")
+    keep = np.array([v in text.by_video for v in vids], dtype=bool)
+    if not keep.any():
+        raise ValueError(f"no ok video of store {url} has text in {text.source}")
+    return rows[keep], [text.by_video[v] for v, k in zip(vids, keep, strict=True) if k]
 
 
 def _refuse_while_written(url: str) -> None:

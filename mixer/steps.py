@@ -44,7 +44,10 @@ def train_step(model, opt, sched, batch: Batch, device, config, autocast, world:
     feats, y = to_device(batch, device)
     with autocast(device, config.precision):
         out, w = model(feats)
-        loss = core.head.loss(out.float(), y) if len(y) else out.float().sum() * 0.0
+        if len(y):
+            loss, correct = core.head.loss_and_correct(out.float(), y)
+        else:
+            loss, correct = out.float().sum() * 0.0, 0
     scale = world * len(y) / batch.global_size if world > 1 else 1.0
     opt.zero_grad(set_to_none=True)
     (loss * scale).backward()
@@ -52,7 +55,6 @@ def train_step(model, opt, sched, batch: Batch, device, config, autocast, world:
     opt.step()
     sched.step()
     weights = None if w is None else w.detach().float().sum(0)
-    correct = core.head.correct(out.detach(), y) if len(y) else 0
     if world == 1:
         return StepOut(float(loss.detach()), len(y), correct, float(norm), weights)
     # the whole global batch's figures, as one process would have logged them

@@ -86,6 +86,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         FileNotFoundError: the labels file does not exist.
     """
     t0 = time.perf_counter()
+    config = language_model_width(config, log)
     device = resolve_device(config.device)
     joined = join_if_launched(device)
     try:
@@ -138,6 +139,8 @@ def prepare_data(config: TrainConfig, device: torch.device, log: Callable[[str],
 def init_model(config: TrainConfig, data, device: torch.device, log: Callable[[str], None]):
     """The model for `data` under `config`, initialised from the global (seeded) RNG."""
     model = MervMixer(ModelSpec.from_train_config(config, data)).to(device)
+    if data.texts is not None:  # objective lm: tokenise the run's conversations
+        model.head.attach(data.texts)
     counts = model.param_counts()
     log(f"model: {config.projector} -> {config.fusion} -> {config.objective}, params {counts}")
     return model
@@ -172,3 +175,18 @@ def save_outputs(out: Path, model: MervMixer, config: TrainConfig, result: Train
     )
     (out / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def language_model_width(config: TrainConfig, log: Callable[[str], None]) -> TrainConfig:
+    """Objective lm: the projectors' width is the language model's hidden size."""
+    if config.objective != "lm":
+        return config
+    from .lm.backbone import hidden_size_of
+
+    options = config.objective_options
+    if not options.get("model"):
+        raise ValueError("objective lm needs objective_options.model (a folder or hub id)")
+    width = hidden_size_of(options["model"], options.get("revision"))
+    if width != config.d_model:
+        log(f"d_model {config.d_model} -> {width}, the hidden size of {options['model']}")
+    return config.replace(d_model=width)
