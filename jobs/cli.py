@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import sys
 
-from jobs import exits, verify
+from jobs import exits, lm_cmd, verify
 from jobs.config import ExtractConfig
 from pipeline.config import ConfigError, build_config
 
@@ -146,6 +146,10 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--val-fraction", type=float, dest="val_fraction", help="seeded val share (no split)"
     )
+    p.add_argument("--lm", help="objective lm: the frozen language model (folder or hub id)")
+    p.add_argument("--text", help="objective lm: LLaVA JSON or CSV/JSONL/Parquet of captions/QA")
+    p.add_argument("--prompt", help="objective lm: prompt builder, pure (default) or vicuna")
+    p.add_argument("--text-format", dest="text_format", help="objective lm: align or finetune")
     p.add_argument("--fusion", help="fusion module (cross_attention)")
     p.add_argument("--projector", help="projector (linear)")
     p.add_argument("--objective", help="objective (probe)")
@@ -200,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="YAML job config: also list its custom_encoders, use its weights"
     )
     _add_train(sub)
+    lm_cmd.add_parsers(sub)
     p = sub.add_parser(
         "demo",
         help="synthetic corpus -> tiny encoders -> trained probe, offline",
@@ -245,11 +250,23 @@ def _train_config(args):
     }
     flags["encoders"] = args.encoders or None  # an empty --encoders means not given
     try:
-        return build_config(TrainConfig, args.config, "train", flags)
+        return _with_lm_flags(build_config(TrainConfig, args.config, "train", flags), args)
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:  # no store given, or TrainConfig.validate refuses
         raise ConfigError(f"{args.config or 'flags'} [train]: {err}") from err
+
+
+def _with_lm_flags(config, args):
+    """--lm / --text / --prompt / --text-format: the lm objective's options (--lm selects it)."""
+    given = {"model": args.lm, "text": args.text, "prompt": args.prompt, "format": args.text_format}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return config
+    objective = "lm" if args.lm else config.objective
+    return config.replace(
+        objective=objective, objective_options={**config.objective_options, **given}
+    )
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -276,8 +293,11 @@ def run(argv: list[str] | None = None) -> int:
 
         print_status(args.store, args.json, args.failed)
         return 0
-    if hasattr(args, "handler"):  # a subcommand that dispatches itself (verify)
-        return args.handler(args)
+    if hasattr(args, "handler"):  # a subcommand that dispatches itself (verify, eval, ...)
+        try:
+            return args.handler(args)
+        except ValueError as err:  # the data, the text or a checkpoint do not fit
+            raise ConfigError(str(err)) from err
     if args.command == "encoders":
         from jobs.encoders_cmd import check_encoder, list_encoders
 

@@ -70,7 +70,7 @@ def pretrain_on_text(model, tokenizer, texts: Sequence[str], steps: int = 200, l
         loss.backward()
         opt.step()
     model.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 def make_tiny_lm(folder: str | Path, texts: Sequence[str], steps: int = 200, hidden: int = 64):
