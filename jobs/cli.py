@@ -154,7 +154,10 @@ def _add_train(sub) -> None:
     p.add_argument("--projector", help="projector (linear)")
     p.add_argument("--objective", help="objective (probe)")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help="rows per optimizer step")
+    p.add_argument(
+        "--micro-batch-size", type=int, dest="micro_batch_size", help="rows per forward/backward"
+    )
     p.add_argument("--lr", type=float)
     p.add_argument("--d-model", type=int, dest="d_model")
     p.add_argument("--pool-grid", type=int, dest="pool_grid", help="pool the 8x8 grid at read time")
@@ -234,6 +237,7 @@ def _train_config(args):
             "objective",
             "epochs",
             "batch_size",
+            "micro_batch_size",
             "lr",
             "d_model",
             "pool_grid",

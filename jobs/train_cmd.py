@@ -8,6 +8,7 @@ from pipeline.config import to_yaml
 def run_train(config, echo=print):
     from mixer import train
 
+    config = config.with_recipe()  # the objective's epochs and batch sizes, shown
     echo("effective config:\n" + to_yaml(config, "train").rstrip())
     if config.workers:
         from jobs.train_on_ray import train_on_ray

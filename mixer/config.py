@@ -9,6 +9,16 @@ from typing import Any
 
 from pipeline.config import from_mapping
 
+# What a run field left at None means, per objective (`TrainConfig.with_recipe`).
+RECIPES: dict[str, dict[str, Any]] = {
+    "probe": {"epochs": 10, "batch_size": 32, "micro_batch_size": None},
+    # MERV's align stage (princetonvisualai/merv, merv/conf/models.py, `align_*`): 1 epoch,
+    # global batch 256 with 16 per device, the rest by gradient accumulation. Its lr 1e-3,
+    # linear warmup over 3% then cosine decay, weight decay 0 and grad clip 1.0 are the defaults
+    # of the fields below, for every objective.
+    "lm": {"epochs": 1, "batch_size": 256, "micro_batch_size": 16},
+}
+
 
 @dataclass
 class TrainConfig:
@@ -31,8 +41,11 @@ class TrainConfig:
     # Read-time spatial pooling of the GxG grid (e.g. 8 -> 4); None keeps the stored grid.
     pool_grid: int | None = None
     pool_time: int | None = None  # read-time pooling of the time steps (e.g. 16 -> 8)
-    epochs: int = 10
-    batch_size: int = 32
+    # None: the objective's recipe (RECIPES above): probe 10 epochs of batch 32, lm MERV's.
+    epochs: int | None = None
+    batch_size: int | None = None  # rows per optimizer step, over all processes
+    # Rows per forward/backward; a batch is made of several, their gradients accumulated.
+    micro_batch_size: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -76,8 +89,9 @@ class TrainConfig:
             raise ValueError(
                 "TrainConfig.encoders is empty; use None for all encoders in the store"
             )
-        if self.d_model <= 0 or self.epochs <= 0 or self.batch_size <= 0:
-            raise ValueError("d_model, epochs and batch_size must be positive")
+        sizes = (self.epochs, self.batch_size, self.micro_batch_size)  # None: the recipe's
+        if self.d_model <= 0 or any(v is not None and v <= 0 for v in sizes):
+            raise ValueError("d_model, epochs, batch_size and micro_batch_size must be positive")
         for name in ("pool_grid", "pool_time"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive or None, got {getattr(self, name)}")
@@ -112,6 +126,11 @@ class TrainConfig:
         `ConfigError` (a ValueError) naming them and the known fields.
         """
         return from_mapping(cls, {**d, **overrides}, source="TrainConfig")
+
+    def with_recipe(self) -> TrainConfig:
+        """The fields left at None filled from the objective's recipe (``RECIPES``)."""
+        recipe = RECIPES.get(self.objective, RECIPES["probe"])
+        return self.replace(**{k: v for k, v in recipe.items() if getattr(self, k) is None})
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -187,7 +187,11 @@ def end_epoch(run: Run, progress: Progress, log: Callable[[str], None]) -> None:
     loss, acc = sums["loss"] / max(1, sums["seen"]), sums["correct"] / max(1, sums["seen"])
     val = None
     if run.streams["val"] is not None and run.rank == 0:
-        val = evaluate(run.model, run.streams["val"], run.device, run.config.precision, autocast)[0]
+        cfg = run.config
+        val = evaluate(
+            run.model, run.streams["val"], run.device, cfg.precision, autocast,
+            cfg.micro_batch_size,
+        )[0]  # fmt: skip
     history["loss"].append(loss)
     history["acc"].append(acc)
     history["val"].append(val)
@@ -204,9 +208,11 @@ def end_epoch(run: Run, progress: Progress, log: Callable[[str], None]) -> None:
 def summarise(run: Run, progress: Progress) -> TrainResult:
     weights, w_all, rows = {}, None, 0
     if run.rank == 0:
+        cfg = run.config
         _, w_all, rows = evaluate(
-            run.core, run.streams["all"], run.device, run.config.precision, autocast
-        )
+            run.core, run.streams["all"], run.device, cfg.precision, autocast,
+            cfg.micro_batch_size,
+        )  # fmt: skip
     if w_all is not None:
         weights = {e: float(v) / rows for e, v in zip(run.data.encoders, w_all, strict=True)}
     return TrainResult(

@@ -2,8 +2,9 @@
 
 A factory is called as `factory(d_model=..., n_tokens=..., num_classes=..., **objective_options)`
 and returns a module with `forward(tokens) -> output`, `loss(output, targets) -> Tensor` and
-`correct(output, targets) -> int` and `loss_and_correct(output, targets)` (both from one forward
-of the head). "probe" is here; "lm" (a frozen causal LM, the visual tokens after BOS) is in
+`correct(output, targets) -> int`, `loss_and_correct(output, targets)` (both from one forward
+of the head) and `loss_weight(targets)` (the batch's weight in a mean over batches: rows, or
+supervised tokens). "probe" is here; "lm" (a frozen causal LM, the visual tokens after BOS) is in
 `mixer.lm.objective`.
 """
 
@@ -53,6 +54,10 @@ class ProbeHead(nn.Module):
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets)
+
+    def loss_weight(self, targets: Tensor) -> int:
+        """A batch's share of the mean loss: its rows."""
+        return len(targets)
 
     def loss_and_correct(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, int]:
         return self.loss(logits, targets), self.correct(logits.detach(), targets)

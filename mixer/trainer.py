@@ -86,7 +86,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         FileNotFoundError: the labels file does not exist.
     """
     t0 = time.perf_counter()
-    config = language_model_width(config, log)
+    config = language_model_width(config.with_recipe(), log)
     device = resolve_device(config.device)
     joined = join_if_launched(device)
     try:

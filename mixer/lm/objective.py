@@ -72,6 +72,10 @@ class LanguageModelObjective(nn.Module):
             tokenize(c, tok, self.format, self.prompt, self.max_length) for c in conversations
         ]
 
+    def loss_weight(self, targets: Tensor) -> int:
+        """The samples' supervised tokens: the loss is their mean over the whole batch."""
+        return sum(sum(lab != IGNORE for lab in self.samples[int(i)][1][1:]) for i in targets)
+
     def forward(self, tokens: Tensor) -> Tensor:
         return tokens  # the fused tokens are the language model's visual input
 

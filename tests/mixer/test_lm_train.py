@@ -203,3 +203,31 @@ def test_a_missing_language_model_is_one_line(caption_store, tmp_path, capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1, err
     assert "no language model at" in err and "pass objective_options.model=" in err
+
+
+def test_micro_batches_weight_the_loss_by_supervised_tokens(tiny_lm):
+    """Accumulating micro-batches of unequal token counts gives the step of the whole batch:
+    the loss is the mean over all of the batch's supervised tokens, not of per-sample means."""
+    from mixer import TrainConfig
+
+    convs = [Conversation([("human", "<video>"), ("gpt", c)]) for c in
+             ["red", "a blue ball moves right", "a red ball", "left"]]  # fmt: skip
+    feats = [
+        np.random.default_rng(k).normal(size=(4, 16, 1, 8)).astype(np.float16) for k in range(2)
+    ]
+    batch = Batch(0, 0, np.arange(4), feats, np.arange(4), 4)
+    results = []
+    for micro in (None, 1, 3):
+        model = lm_model(tiny_lm)
+        model.head.attach(convs)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        cfg = TrainConfig(store="unused", micro_batch_size=micro)
+        out = train_step(model, opt, sched, batch, torch.device("cpu"), cfg, autocast, 1)
+        results.append((out.loss, model.projectors[0].projector.weight.detach().clone()))
+    whole = results[0]
+    tokens = [model.head.loss_weight(torch.tensor([i])) for i in range(4)]
+    assert len(set(tokens)) > 1  # unequal: a mean of per-sample means would differ
+    for loss, weight in results[1:]:
+        assert loss == pytest.approx(whole[0], rel=1e-6)
+        torch.testing.assert_close(weight, whole[1], rtol=1e-5, atol=1e-7)

@@ -203,7 +203,8 @@ def test_cli_train_config_is_the_file_then_the_flags(tmp_path):
     with pytest.raises(ConfigError, match=r"job.yaml \[train\]: unknown field.*'epoch'.*'epochs'"):
         _train_config(build_parser().parse_args(["train", "--config", str(path)]))
     with pytest.raises(
-        ConfigError, match=r"flags \[train\]: d_model, epochs and batch_size must be positive"
+        ConfigError,
+        match=r"flags \[train\]: d_model, epochs, batch_size and micro_batch_size must be positive",
     ):
         _train_config(build_parser().parse_args(["train", "s.zarr", "--epochs", "0"]))
 
@@ -411,3 +412,28 @@ def test_progress_bar_on_a_terminal_only(store_factory, synth, monkeypatch):
         assert (
             "epoch 1: 100%" in text and "step/s, loss=" in text and "videos_s=" in text
         ) == shown
+
+
+def test_micro_batches_take_the_steps_of_whole_batches(store_factory, synth, tmp_path):
+    """Gradient accumulation over micro-batches (a last one shorter) changes memory, not steps."""
+    feats, y = synth.separable(40, {"a": 6, "b": 4}, informative="a")
+    url, _ = store_factory(feats, y.tolist(), shard_size=16)
+    base = TrainConfig(store=url, d_model=8, pool_grid=1, epochs=2, batch_size=8, seed=1,
+                       fusion_options={"attn_dim": 8}, val_fraction=0.25)  # fmt: skip
+    runs = []
+    for micro in (None, 3):
+        out = tmp_path / f"micro{micro}"
+        train(base.replace(micro_batch_size=micro, out=str(out)), log=quiet)
+        runs.append([json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()])
+    assert len(runs[0]) == len(runs[1]) == 8
+    for whole, micro in zip(*runs, strict=True):
+        assert micro["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+        assert micro["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-4)
+
+
+def test_the_objective_recipe_fills_what_is_left_unset():
+    probe = TrainConfig(store="s.zarr").with_recipe()
+    assert (probe.epochs, probe.batch_size, probe.micro_batch_size) == (10, 32, None)
+    lm = TrainConfig(store="s.zarr", objective="lm", epochs=2).with_recipe()
+    assert (lm.epochs, lm.batch_size, lm.micro_batch_size) == (2, 256, 16)  # MERV's align
+    assert (lm.lr, lm.warmup, lm.grad_clip, lm.weight_decay) == (1e-3, 0.03, 1.0, 0.0)
