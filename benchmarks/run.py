@@ -14,6 +14,7 @@ SECTIONS = {
     "encoders": "benchmarks.encoders_bench",  # per-encoder preprocessing / forward time per clip
     "extraction": "benchmarks.extraction_bench",  # shared decode, pipeline efficiency, scaling, plan
     "training": "benchmarks.training_bench",  # flat memory, loader headroom, cache vs on the fly
+    "lm": "benchmarks.lm_bench",  # MERV's alignment step split: data, projectors + mixer, LM
 }
 
 

@@ -25,8 +25,11 @@ import numpy as np
 SMALL, LARGE, WIDTH, SHARD, BATCH = 1_000, 10_000, 32, 64, 32
 
 
-def write_random_store(url: str, rows: int, widths: dict[str, int], seed: int = 0) -> None:
-    """A store of ``rows`` videos with random float16 features and a two-class label."""
+def write_random_store(
+    url: str, rows: int, widths: dict[str, int], seed: int = 0, columns: dict | None = None
+) -> None:
+    """A store of ``rows`` videos with random float16 features and a two-class label, plus
+    ``columns`` (name -> a value per row) in the manifest."""
     from pipeline.store import FeatureStore
 
     vids = [f"v{i:07d}" for i in range(rows)]
@@ -40,7 +43,14 @@ def write_random_store(url: str, rows: int, widths: dict[str, int], seed: int = 
             for name, w in widths.items()
         }
         manifest = [
-            {"row": r, "video_id": vids[r], "status": "ok", "error": None, "label": f"c{r % 2}"}
+            {
+                "row": r,
+                "video_id": vids[r],
+                "status": "ok",
+                "error": None,
+                "label": f"c{r % 2}",
+                **{name: values[r] for name, values in (columns or {}).items()},
+            }
             for r in span
         ]
         store.write_shard(shard, feats, manifest)

@@ -139,7 +139,8 @@ def prepare_data(config: TrainConfig, device: torch.device, log: Callable[[str],
 def init_model(config: TrainConfig, data, device: torch.device, log: Callable[[str], None]):
     """The model for `data` under `config`, initialised from the global (seeded) RNG."""
     model = MervMixer(ModelSpec.from_train_config(config, data)).to(device)
-    if data.texts is not None:  # objective lm: tokenise the run's conversations
+    if data.texts is not None:  # objective lm: load the language model where it runs (bf16
+        model.head.language_model(device)  # on a GPU), tokenise the run's conversations
         model.head.attach(data.texts)
     counts = model.param_counts()
     log(f"model: {config.projector} -> {config.fusion} -> {config.objective}, params {counts}")

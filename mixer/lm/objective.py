@@ -53,17 +53,25 @@ class LanguageModelObjective(nn.Module):
 
     @property
     def lm(self):
-        if self._lm is None:
-            from .backbone import load_language_model
+        return self.language_model()
 
-            lm = load_language_model(self.source, self.revision)
-            if lm.hidden_size != self.d_model:
-                raise ValueError(
-                    f"the language model {self.source} has hidden size {lm.hidden_size}, the "
-                    f"projectors d_model {self.d_model}: set d_model to {lm.hidden_size}"
-                )
-            self.__dict__["_lm"] = lm
-        return self._lm
+    def language_model(self, device: torch.device | str | None = None):
+        """The frozen model, loaded on first use on ``device`` (bf16 on a GPU), and moved there
+        if it was loaded elsewhere."""
+        if self._lm is not None:
+            if device is not None:
+                self._lm.model.to(device)
+            return self._lm
+        from .backbone import load_language_model
+
+        lm = load_language_model(self.source, self.revision, device or "cpu")
+        if lm.hidden_size != self.d_model:
+            raise ValueError(
+                f"the language model {self.source} has hidden size {lm.hidden_size}, the "
+                f"projectors d_model {self.d_model}: set d_model to {lm.hidden_size}"
+            )
+        self.__dict__["_lm"] = lm
+        return lm
 
     def attach(self, conversations: Sequence[Conversation]) -> None:
         """Tokenise the run's text: target ``i`` of a batch is ``conversations[i]``."""
@@ -82,8 +90,8 @@ class LanguageModelObjective(nn.Module):
     def batch(self, visual: Tensor, targets: Tensor) -> dict[str, Tensor]:
         """inputs_embeds, attention_mask and labels of the samples ``targets``, the visual
         tokens right after BOS, right-padded."""
-        lm = self.lm
-        model = lm.model.to(visual.device)
+        lm = self.language_model(visual.device)
+        model = lm.model
         pairs = [self.samples[int(i)] for i in targets]
         width = max(len(ids) for ids, _ in pairs)
         pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
