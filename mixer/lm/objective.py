@@ -25,7 +25,8 @@ from .text import Conversation
 class LanguageModelObjective(nn.Module):
     """Options (``objective_options``): ``model`` (folder or hub id), ``revision``, ``prompt``
     (pure | vicuna), ``format`` (align: caption then EOS; finetune: conversations),
-    ``max_length`` (text tokens, 2048 as the reference)."""
+    ``max_length`` (text tokens, 2048 as the reference), ``text`` (the text file, None: the
+    manifest's columns; read by ``mixer.selection``)."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class LanguageModelObjective(nn.Module):
         prompt: str = "pure",
         format: str = "finetune",
         max_length: int = 2048,
+        text: str | None = None,
     ) -> None:
         super().__init__()
         if not model:
@@ -48,6 +50,7 @@ class LanguageModelObjective(nn.Module):
         self.d_model, self.n_tokens = d_model, n_tokens
         self.source, self.revision = model, revision
         self.prompt, self.format, self.max_length = prompt, format, max_length
+        self.text = text
         self.__dict__["_lm"] = None  # plain attribute: never a submodule
         self.samples: list[tuple[list[int], list[int]]] = []
 

@@ -74,10 +74,18 @@ def pretrain_on_text(model, tokenizer, texts: Sequence[str], steps: int = 200, l
 
 
 def make_tiny_lm(folder: str | Path, texts: Sequence[str], steps: int = 200, hidden: int = 64):
-    """Build, pre-train on ``texts`` and save a tiny Llama and its tokenizer in ``folder``."""
+    """Build, pre-train on ``texts`` and save a tiny Llama and its tokenizer in ``folder``.
+
+    Each text is seen alone and also after another text and again after itself ("t . t"):
+    trained on the texts alone, a model this small learns their frequencies and ignores its
+    context, so nothing placed before a caption (the visual tokens) could change its
+    prediction; a real language model reads its context, and the repeats teach this one to.
+    """
     tokenizer = word_tokenizer(texts)
     model = tiny_llama(tokenizer, hidden=hidden)
-    loss = pretrain_on_text(model, tokenizer, texts, steps) if steps else float("nan")
+    corpus = [*texts, *(f"{a} . {b}" for a in texts for b in texts)]
+    corpus += [f"{t} . {t}" for t in texts] * max(1, len(texts) - 1)  # as many repeats as not
+    loss = pretrain_on_text(model, tokenizer, corpus, steps) if steps else float("nan")
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
