@@ -163,6 +163,7 @@ def _add_train(sub) -> None:
     p.add_argument("--pool-grid", type=int, dest="pool_grid", help="pool the 8x8 grid at read time")
     p.add_argument("--pool-time", type=int, dest="pool_time", help="pool the 16 steps at read time")
     p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=["fp32", "bf16"], help="bf16: autocast (on a GPU)")
     p.add_argument("--out", help="directory for the checkpoint, config and results")
     p.add_argument("--loader-workers", type=int, dest="loader_workers", help="reader processes (2)")
     p.add_argument("--checkpoint-every", type=int, dest="checkpoint_every", help="steps (0: end)")
@@ -243,6 +244,7 @@ def _train_config(args):
             "pool_grid",
             "pool_time",
             "seed",
+            "precision",
             "out",
             "loader_workers",
             "checkpoint_every",
