@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -73,23 +74,50 @@ class FrozenEncoder(nn.Module):
             return torch.autocast("cuda", dtype=self.autocast_dtype)
         return contextlib.nullcontext()
 
-    def encode(self, videos: Sequence[torch.Tensor], pad_to: int | None = None) -> torch.Tensor:
+    def encode(
+        self,
+        videos: Sequence[torch.Tensor],
+        pad_to: int | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> torch.Tensor:
         """Preprocess + frozen forward; float32 [B, T, Hg, Wg, C] on the model's device.
 
         ``pad_to`` zero-pads the batch to a fixed size: kernels are then chosen for one shape
         only, so a video's output never depends on how many videos shared its forward.
+        ``timings``, when given, gains the seconds of each part (``preprocess_s``,
+        ``forward_s``; the device is synchronised between them).
         """
         self.eval()
         dev = self.device
+        clock = _Clock(timings, dev)
         with torch.inference_mode():
             pixels = self.preprocess([v.to(dev, non_blocking=True) for v in videos])
             n = pixels.shape[0]
             if pad_to and pad_to > n:
                 pad = pixels.new_zeros((pad_to - n, *pixels.shape[1:]))
                 pixels = torch.cat([pixels, pad])
+            clock.lap("preprocess_s")
             with self._autocast():
                 out = self.forward(pixels)[:n]
+            clock.lap("forward_s")
         return out.float()
+
+
+class _Clock:
+    """Adds the seconds since the last lap to ``timings[name]`` (nothing when timings is None)."""
+
+    def __init__(self, timings: dict[str, float] | None, device: torch.device) -> None:
+        self.timings, self.device = timings, torch.device(device)
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.timings is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def _seed_for(spec: EncoderSpec) -> int:

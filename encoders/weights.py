@@ -12,6 +12,7 @@ from pathlib import Path
 
 from encoders.registry import TIMM_HUB_REPOS
 from encoders.spec import EncoderSpec
+from pipeline.config import hub_offline
 
 SAFETENSORS_PATTERNS = ["*.safetensors", "*.json"]
 PICKLE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.json"]
@@ -27,19 +28,6 @@ def missing_weights(spec: EncoderSpec, looked_for: str) -> WeightsNotFoundError:
         f"no weights for encoder '{spec.name}': looked for {looked_for}; "
         f"set weights.{spec.name} in the config or pass --weights {spec.name}=/path/to/checkpoint"
     )
-
-
-def hub_offline() -> bool:
-    """Read at call time (huggingface_hub reads HF_HUB_OFFLINE only once, at import)."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # pragma: no cover - very old huggingface_hub
-        return False
 
 
 def weight_files(path: Path) -> list[Path]:

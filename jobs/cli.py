@@ -7,14 +7,9 @@ import dataclasses
 import logging
 import sys
 
-from jobs import exits, lm_cmd, verify
-from jobs.config import ExtractConfig
+from jobs import ablate, cost_cmd, exits, explain_cmd, lm_cmd, train_cmd, verify
+from jobs.config import EPILOG, ExtractConfig
 from pipeline.config import ConfigError, build_config
-
-EPILOG = (
-    "Config files are YAML with optional `extract:` and `train:` sections; flags override them."
-)
-
 
 _RETRIES = "retries of a video that kills its decode worker, then it fails worker-crash (2)"
 
@@ -121,63 +116,6 @@ def _add_extract_inputs(p) -> None:
     )
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train projectors + mixer + head on cached features",
-        description="Fit only the projectors, the fusion (MERV cross-attention by default) and "
-        "the objective head on the features of a store; never touches a video.",
-        epilog=EPILOG,
-    )
-    p.add_argument("store", nargs="?", help="feature store made by `merv extract`")
-    p.add_argument("--config", help="YAML job config")
-    p.add_argument("--labels", help="CSV/Parquet/JSONL with video_id,label columns")
-    p.add_argument("--encoders", help="comma list of the store's encoders (default: all)")
-    p.add_argument(
-        "--split-file",
-        dest="split_file",
-        help="CSV/Parquet/JSONL of video_id,split (train/val/test; test rows are left out)",
-    )
-    p.add_argument(
-        "--split-column",
-        dest="split_column",
-        help="the split's column: in --split-file (default: split), else in the manifest",
-    )
-    p.add_argument(
-        "--val-fraction", type=float, dest="val_fraction", help="seeded val share (no split)"
-    )
-    p.add_argument("--lm", help="objective lm: the frozen language model (folder or hub id)")
-    p.add_argument("--text", help="objective lm: LLaVA JSON or CSV/JSONL/Parquet of captions/QA")
-    p.add_argument("--prompt", help="objective lm: prompt builder, pure (default) or vicuna")
-    p.add_argument("--text-format", dest="text_format", help="objective lm: align or finetune")
-    p.add_argument("--fusion", help="fusion module (cross_attention)")
-    p.add_argument("--projector", help="projector (linear)")
-    p.add_argument("--objective", help="objective (probe)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, dest="batch_size", help="rows per optimizer step")
-    p.add_argument(
-        "--micro-batch-size", type=int, dest="micro_batch_size", help="rows per forward/backward"
-    )
-    p.add_argument("--lr", type=float)
-    p.add_argument("--d-model", type=int, dest="d_model")
-    p.add_argument("--pool-grid", type=int, dest="pool_grid", help="pool the 8x8 grid at read time")
-    p.add_argument("--pool-time", type=int, dest="pool_time", help="pool the 16 steps at read time")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=["fp32", "bf16"], help="bf16: autocast (on a GPU)")
-    p.add_argument("--out", help="directory for the checkpoint, config and results")
-    p.add_argument("--loader-workers", type=int, dest="loader_workers", help="reader processes (2)")
-    p.add_argument("--checkpoint-every", type=int, dest="checkpoint_every", help="steps (0: end)")
-    p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
-    p.add_argument("--workers", type=int, help="Ray Train workers (0: train in this process)")
-    p.add_argument("--address", help="Ray cluster for --workers (default: a local Ray)")
-    p.add_argument(
-        "--resume",
-        action="store_const",
-        const=True,
-        help="continue from the latest checkpoint in --out (to the same losses and weights)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="merv", description="MERV feature-precompute pipeline: extract once, train cheaply."
@@ -207,72 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config", help="YAML job config: also list its custom_encoders, use its weights"
     )
-    _add_train(sub)
+    train_cmd.add_parser(sub)
     lm_cmd.add_parsers(sub)
+    ablate.add_parser(sub)
+    explain_cmd.add_parser(sub)
+    cost_cmd.add_parser(sub)
     p = sub.add_parser(
         "demo",
-        help="synthetic corpus -> tiny encoders -> trained probe, offline",
+        help="synthetic corpus -> tiny encoders -> a small ablation, offline",
         description="Generate a labelled synthetic corpus, extract it with the tiny "
-        "encoders on local Ray, train probes over the cache, print a results table.",
+        "encoders on local Ray, run a small ablation over the cache (the four encoders with "
+        "two fusions, each alone; 2 seeds), print its table and where its report is.",
     )
     p.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
     p.add_argument("--per-class", type=int, default=24, dest="per_class", help="clips per class")
     p.add_argument("--epochs", type=int, default=30)
     return parser
-
-
-def _train_config(args):
-    """File values, then the flags given (`--encoders a,b` is coerced to a list by the loader)."""
-    from mixer import TrainConfig
-
-    flags = {
-        k: getattr(args, k)
-        for k in (
-            "store",
-            "labels",
-            "split_file",
-            "split_column",
-            "val_fraction",
-            "fusion",
-            "projector",
-            "objective",
-            "epochs",
-            "batch_size",
-            "micro_batch_size",
-            "lr",
-            "d_model",
-            "pool_grid",
-            "pool_time",
-            "seed",
-            "precision",
-            "out",
-            "loader_workers",
-            "checkpoint_every",
-            "resume",
-            "progress",
-            "workers",
-            "address",
-        )
-    }
-    flags["encoders"] = args.encoders or None  # an empty --encoders means not given
-    try:
-        return _with_lm_flags(build_config(TrainConfig, args.config, "train", flags), args)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:  # no store given, or TrainConfig.validate refuses
-        raise ConfigError(f"{args.config or 'flags'} [train]: {err}") from err
-
-
-def _with_lm_flags(config, args):
-    """--lm / --text / --prompt / --text-format: the lm objective's options (--lm selects it)."""
-    given = {"model": args.lm, "text": args.text, "prompt": args.prompt, "format": args.text_format}
-    given = {k: v for k, v in given.items() if v is not None}
-    if not given:
-        return config
-    objective = "lm" if args.lm else config.objective
-    return config.replace(
-        objective=objective, objective_options={**config.objective_options, **given}
-    )
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -311,10 +199,10 @@ def run(argv: list[str] | None = None) -> int:
             return check_encoder(args.check, args.weights, args.config)
         return list_encoders(args.config)
     if args.command == "train":
-        from jobs.train_cmd import run_train
+        from jobs.train_cmd import run_train, train_config
 
         try:
-            run_train(_train_config(args))
+            run_train(train_config(args))
         except ValueError as err:  # the data, labels or a checkpoint do not fit the run
             raise ConfigError(str(err)) from err
         return 0

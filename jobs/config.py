@@ -108,3 +108,9 @@ def failed_allowed(max_failed: str, processed: int) -> float:
             "fraction 0..1 of the videos processed (0.05 or 5%)"
         )
     return fraction * processed
+
+
+# The help text's closing line of every subcommand that reads a config file.
+EPILOG = (
+    "Config files are YAML with optional `extract:` and `train:` sections; flags override them."
+)

@@ -47,16 +47,16 @@ def add_parsers(sub) -> None:
 
 
 def _eval(args, echo=print) -> int:
+    from mixer.checkpoint import saved_train_config
     from mixer.lm.evaluate import (
         held_out_loss,
         load_lm_checkpoint,
         multiple_choice,
         read_mcq,
-        train_config_of,
     )
 
     model = load_lm_checkpoint(args.checkpoint)
-    report = {"held_out": held_out_loss(model, train_config_of(args.checkpoint, args.store),
+    report = {"held_out": held_out_loss(model, saved_train_config(args.checkpoint, args.store),
                                         lambda *_: None)}  # fmt: skip
     if args.mcq:
         report["multiple_choice"] = multiple_choice(model, args.store, read_mcq(args.mcq))

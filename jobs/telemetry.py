@@ -26,6 +26,8 @@ class Telemetry:
     failures: dict[str, str] = field(default_factory=dict)
     # Ray node (``ip/node-id``) -> videos it decoded and encoded: where the work ran
     nodes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # encoder -> {"preprocess_s", "forward_s"}: worker seconds spent on each encoder
+    encoders: dict[str, dict[str, float]] = field(default_factory=dict)
     batches: list[dict] = field(default_factory=list)
     _start: float = field(default_factory=time.perf_counter, repr=False)
     _last_write_s: float = field(default=0.0, repr=False)
@@ -44,6 +46,11 @@ class Telemetry:
                 counts[stage] += 1
         for key in ("decode_s", "encode_s", "idle_s"):
             self._batch[key] = self._batch.get(key, 0.0) + float(row.get(key, 0.0))
+        for key, value in row.items():
+            part, _, encoder = key.partition(":")
+            if encoder and part in ("preprocess_s", "forward_s"):
+                spent = self.encoders.setdefault(encoder, {"preprocess_s": 0.0, "forward_s": 0.0})
+                spent[part] += float(value)
         return row
 
     def batch_done(self, videos: int, write_s_total: float) -> None:
@@ -83,6 +90,9 @@ class Telemetry:
             "write_s": round(self.write_s, 3),
             "failures": self.failures,
             "nodes": self.nodes,
+            "encoders": {
+                e: {k: round(v, 4) for k, v in t.items()} for e, t in self.encoders.items()
+            },
             "batches": self.batches,
         }
 

@@ -108,9 +108,10 @@ class EncoderActor:
             feats = np.zeros(
                 (n, self.time_steps, self.grid * self.grid, encoder.spec.width), np.float16
             )
+            spent: dict[str, float] = {}
             if rows:
                 try:
-                    feats[rows] = self._encode(encoder, [frames[i] for i in rows])
+                    feats[rows] = self._encode(encoder, [frames[i] for i in rows], spent)
                 except Exception:  # noqa: BLE001 - one video at a time isolates the culprit
                     for i in rows:
                         try:
@@ -121,6 +122,9 @@ class EncoderActor:
                             # reason_class() groups it: "encoder: siglip: <error>".
                             error[i] = f"{failures.ENCODER}: {name}: {failures.one_line(err)}"
             batch[f"feat:{name}"] = feats
+            # this encoder's seconds, shared by the batch's rows (telemetry: cost per encoder)
+            for part in ("preprocess_s", "forward_s"):
+                batch[f"{part}:{name}"] = np.full(n, spent.get(part, 0.0) / max(n, 1))
         if self.device == "cuda":
             torch.cuda.synchronize()
         batch["status"], batch["error"] = np.asarray(status), np.asarray(error)
@@ -130,8 +134,9 @@ class EncoderActor:
         batch["encode_node"] = np.full(n, self.node)
         return batch
 
-    def _encode(self, encoder, videos: list[np.ndarray]) -> np.ndarray:
-        """Aligned float16 features of ``videos``, forwarded in fixed-size padded chunks."""
+    def _encode(self, encoder, videos: list[np.ndarray], spent: dict | None = None) -> np.ndarray:
+        """Aligned float16 features of ``videos``, forwarded in fixed-size padded chunks;
+        ``spent`` gains the preprocessing and forward seconds."""
         import torch
 
         from encoders.align import align_tokens
@@ -140,6 +145,6 @@ class EncoderActor:
         out = []
         for lo in range(0, len(videos), size):
             chunk = [torch.from_numpy(np.ascontiguousarray(v)) for v in videos[lo : lo + size]]
-            grid = encoder.encode(chunk, pad_to=size)
+            grid = encoder.encode(chunk, pad_to=size, timings=spent)
             out.append(align_tokens(grid, self.time_steps, self.grid).to(torch.float16).cpu())
         return torch.cat(out).numpy()

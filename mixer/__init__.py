@@ -2,9 +2,9 @@
 
 from .checkpoint import load_model, save_model
 from .config import TrainConfig
-from .dataset import FeatureData, load_features
 from .export import to_reference_state_dict
 from .fusions import FUSIONS, CrossAttentionMixer, register_fusion
+from .inmemory import FeatureData, load_features
 from .model import MervMixer, ModelSpec, build_model
 from .objectives import OBJECTIVES, register_objective
 from .projectors import PROJECTORS, register_projector

@@ -43,3 +43,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> MervMixe
     model = MervMixer(read_spec(path))
     model.load_state_dict(load_file(str(path), device=str(device)), strict=True)
     return model.to(device)
+
+
+def saved_train_config(checkpoint: str | Path, store: str | None = None):
+    """The train config saved beside a checkpoint (its rows, split, pooling), on ``store`` if
+    given (the same store moved elsewhere)."""
+    import yaml
+
+    from .config import TrainConfig
+
+    folder = Path(checkpoint)
+    folder = folder if folder.is_dir() else folder.parent
+    path = folder / "train_config.yaml"
+    if not path.exists():
+        raise ValueError(f"{folder} has no train_config.yaml beside {WEIGHTS_NAME}")
+    config = TrainConfig.from_dict(yaml.safe_load(path.read_text()))
+    return config.replace(store=store) if store else config

@@ -27,6 +27,9 @@ class TrainConfig:
     store: str
     # None = every encoder in the store, in store (MERV) order.
     encoders: list[str] | None = None
+    # Rows are those ok for every encoder of `encoders` and of `row_encoders`: an ablation
+    # trains each variant on the rows of every encoder it compares (None: `encoders` alone).
+    row_encoders: list[str] | None = None
     # CSV / Parquet / JSONL with columns video_id,label; None = the manifest's `label` column.
     labels: str | None = None
     projector: str = "linear"

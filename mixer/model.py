@@ -23,7 +23,7 @@ from .projectors import PROJECTORS
 
 if TYPE_CHECKING:
     from .config import TrainConfig
-    from .dataset import FeatureData
+    from .inmemory import FeatureData
 
 
 @dataclass(frozen=True)

@@ -67,4 +67,4 @@ class ProbeHead(nn.Module):
         return int((logits.argmax(dim=-1) == targets).sum())
 
 
-from .lm import objective as _lm_objective  # noqa: E402, F401 - registers "lm"
+OBJECTIVES.register_module("lm", "mixer.lm.objective")  # the frozen language model's loss

@@ -6,6 +6,7 @@ name components by these keys.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +19,13 @@ class Registry(dict[str, Callable[..., Any]]):
     def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
+        # name -> module that registers it when imported: heavy components (the lm objective
+        # and its transformers imports) load only when a config names them
+        self.lazy: dict[str, str] = {}
+
+    def register_module(self, name: str, module: str) -> None:
+        """``name`` is registered by importing ``module`` (done on first lookup)."""
+        self.lazy[name] = module
 
     def register(self, name: str) -> Callable[[F], F]:
         def add(factory: F) -> F:
@@ -29,8 +37,10 @@ class Registry(dict[str, Callable[..., Any]]):
         return add
 
     def lookup(self, name: str) -> Callable[..., Any]:
+        if name not in self and name in self.lazy:
+            importlib.import_module(self.lazy[name])
         if name not in self:
-            known = ", ".join(sorted(self)) or "(none)"
+            known = ", ".join(sorted({*self, *self.lazy})) or "(none)"
             raise ValueError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")
         return self[name]
 

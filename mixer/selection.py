@@ -55,9 +55,12 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
     chosen = choose_encoders(st, config.encoders, url)
     text_run = config.objective == "lm"  # targets are conversations, not class labels
     label_map, source = (None, "") if text_run else read_labels(st, config.labels, url)
-    rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))
+    needed = chosen + [
+        e for e in choose_encoders(st, config.row_encoders or [], url) if e not in chosen
+    ]
+    rows = np.sort(np.asarray(st.ok_rows(needed), dtype=np.int64))
     if rows.size == 0:
-        raise ValueError(f"store {url} has no rows ok for every encoder of {chosen}")
+        raise ValueError(f"store {url} has no rows ok for every encoder of {needed}")
     skipped = len(st.video_ids) - rows.size
     if skipped:
         log(f"dataset: skipping {skipped} row(s) not ok (failed or not yet extracted)")

@@ -12,6 +12,7 @@ A config file may hold an ``extract:`` and a ``train:`` section, or just the fie
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -21,6 +22,20 @@ import yaml
 
 T = TypeVar("T")
 SECTIONS = ("extract", "train")
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read at call time (huggingface_hub reads its own
+    constant only once, at import); every model loader of the project asks here."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover - very old huggingface_hub
+        return False
 
 
 class ConfigError(ValueError):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from encoders.weights import hub_offline
+from pipeline.config import hub_offline
 
 
 @dataclass

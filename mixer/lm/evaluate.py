@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checkpoint import WEIGHTS_NAME, load_model
+from ..checkpoint import load_model
 from ..config import TrainConfig
 from .inference import choose_options, generate
 from .prompts import IGNORE
@@ -107,16 +106,3 @@ def multiple_choice(model, store_url: str, questions: list[dict]) -> dict:
 
 def answer(model, store_url: str, video_id: str, question: str | None) -> str:
     return generate(model, video_features(model, store_url, [video_id]), question)
-
-
-def train_config_of(checkpoint: str, store: str | None) -> TrainConfig:
-    """The checkpoint's own train config (its rows and split), on ``store`` if given."""
-    import yaml
-
-    folder = Path(checkpoint)
-    folder = folder if folder.is_dir() else folder.parent
-    path = folder / "train_config.yaml"
-    if not path.exists():
-        raise ValueError(f"{folder} has no train_config.yaml beside {WEIGHTS_NAME}")
-    config = TrainConfig.from_dict(yaml.safe_load(path.read_text()))
-    return config.replace(store=store) if store else config

@@ -4,8 +4,11 @@ from jobs.cli import build_parser, run
 from jobs.config import ExtractConfig
 from pipeline.config import ConfigError, build_config
 
+COMMANDS = ["extract", "status", "verify", "encoders", "train", "eval", "generate", "export",
+            "import", "ablate", "explain", "cost", "demo"]  # fmt: skip
 
-@pytest.mark.parametrize("command", ["extract", "status", "encoders", "train", "demo"])
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         run([command, "--help"])
@@ -15,7 +18,7 @@ def test_every_subcommand_has_help(command, capsys):
 
 def test_top_level_help_lists_subcommands():
     text = build_parser().format_help()
-    for command in ("extract", "status", "encoders", "train", "demo"):
+    for command in COMMANDS:
         assert command in text
 
 

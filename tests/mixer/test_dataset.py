@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mixer.dataset import class_names, load_features, pool_tokens
+from mixer.dataset import class_names, pool_tokens
+from mixer.inmemory import load_features
 from mixer.splits import split_indices
 from tests.helpers import quiet
 

@@ -12,7 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from mixer import MervMixer, ModelSpec, TrainConfig, TrainResult, load_model, train
-from mixer.dataset import FeatureData, load_features
+from mixer.inmemory import FeatureData, load_features
 from mixer.trainer import param_groups, warmup_cosine
 from pipeline.config import ConfigError
 from tests.helpers import quiet
@@ -188,7 +188,8 @@ def test_model_spec_takes_the_data_and_every_model_field_of_the_config():
 
 
 def test_cli_train_config_is_the_file_then_the_flags(tmp_path):
-    from jobs.cli import _train_config, build_parser
+    from jobs.cli import build_parser
+    from jobs.train_cmd import train_config as _train_config
 
     path = tmp_path / "job.yaml"
     path.write_text("train:\n  store: s.zarr\n  epochs: 2\n  betas: [0.8, 0.9]\n  lr: 1e-2\n")

@@ -1,0 +1,157 @@
+"""`merv ablate --config grid.yaml [--address RAY]`: every variant of a grid trained on one
+store, as Ray tasks (a local Ray by default), then the results table, plots and report.
+
+Resumable: a variant whose ``results.json`` exists is done; a rerun after a kill trains only
+the others (a variant killed half-way has no results.json and starts again from scratch).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import to_yaml
+from pipeline.faults import fault_point
+
+
+@dataclass
+class AblationOutcome:
+    runs: int
+    trained: int  # by this call (the rest were done before)
+    failed: dict[str, str] = field(default_factory=dict)  # variant id -> error line
+    report: Path | None = None
+
+
+def train_variant(config: dict, out: str) -> dict:
+    """One variant (a Ray task): a clean folder, then `mixer.train` into it."""
+    from mixer import TrainConfig, train
+
+    shutil.rmtree(out, ignore_errors=True)  # what a killed earlier attempt left
+    cfg = TrainConfig.from_dict({**config, "out": out, "progress": False})
+    return train(cfg, log=lambda *_: None).to_dict()
+
+
+def run_ablation(grid, address: str | None = None, echo=print) -> AblationOutcome:
+    from mixer.ablation.grid import expand
+    from mixer.ablation.results import names, read_result
+    from pipeline.store import FeatureStore
+
+    store_encoders = list(FeatureStore.open(grid.store).encoders)
+    variants = expand(grid, store_encoders)
+    out = Path(grid.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid.yaml").write_text(to_yaml(grid, "ablate"))
+    titles = names(variants, store_encoders)
+    todo = [v for v in variants if read_result(out, v) is None]
+    echo(f"ablate: {len({v.key for v in variants})} variants x {len(grid.seeds)} seed(s) = "
+         f"{len(variants)} runs; {len(variants) - len(todo)} done before, {len(todo)} to train")  # fmt: skip
+    outcome = AblationOutcome(runs=len(variants), trained=0)
+    if todo:
+        _train_on_ray(grid, todo, titles, out, address, outcome, echo)
+    outcome.report = write_results(grid, variants, store_encoders, echo)
+    return outcome
+
+
+def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
+    from jobs.job_ray import JobRay
+    from mixer.ablation.results import variant_dir
+
+    with JobRay(address, grid.store, echo) as job:
+        job.start()
+        import ray
+
+        task = ray.remote(num_cpus=grid.cpus_per_variant, num_gpus=grid.gpus_per_variant)(
+            train_variant
+        )
+        pending = {task.remote(v.config.to_dict(), str(variant_dir(out, v))): v for v in todo}
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            v = pending.pop(ready)
+            try:
+                res = ray.get(ready)
+            except Exception as err:  # noqa: BLE001 - one variant's error must not stop the grid
+                line = str(getattr(err, "cause", err) or err).strip().splitlines()[-1]
+                outcome.failed[v.id] = line
+                echo(f"ablate: {titles[v.key]} seed {v.seed} failed: {line}")
+                continue
+            outcome.trained += 1
+            val = res["val_acc"][-1] if res["val_acc"] else None
+            echo(f"ablate: {outcome.trained + len(outcome.failed)}/{len(todo)} {titles[v.key]} "
+                 f"seed {v.seed}: val_acc {val if val is None else round(val, 4)}, "
+                 f"{res['seconds']:.1f}s")  # fmt: skip
+            fault_point("after_variant")  # the kill-and-rerun test stops the driver here
+
+
+def write_results(grid, variants, store_encoders, echo=print) -> Path:
+    """results.parquet, summary.md, plots/*.png and report.html from the finished variants."""
+    from mixer.ablation import plots
+    from mixer.ablation.report import write_report
+    from mixer.ablation.results import (
+        markdown_table,
+        names,
+        result_rows,
+        summarise,
+        variant_dir,
+        write_parquet,
+    )
+    from mixer.ablation.weights import video_weights
+
+    out = Path(grid.out)
+    rows = result_rows(out, variants, store_encoders)
+    if not rows:
+        raise ValueError(f"no variant of {grid.out} has finished: nothing to report")
+    write_parquet(rows, out / "results.parquet")
+    summary = summarise(rows)
+    table = markdown_table(summary)
+    (out / "summary.md").write_text(table)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    pics = out / "plots"
+    pics.mkdir(exist_ok=True)
+    titles = names(variants, store_encoders)
+    metric = grid.metric if any(s.get(grid.metric) is not None for s in summary) else "train_acc"
+    images = [plots.metric_bars(summary, metric, pics / f"{metric}_per_variant.png")]
+    first = {}
+    for v in variants:
+        if (variant_dir(out, v) / "metrics.jsonl").exists():
+            first.setdefault(titles[v.key], variant_dir(out, v))
+    images.append(plots.loss_curves(first, pics / "loss_curves.png"))
+    mixed = next((v for v in variants if len(v.config.encoders or []) > 1
+                  and v.config.fusion in ("cross_attention", "static_weights")
+                  and (variant_dir(out, v) / "results.json").exists()), None)  # fmt: skip
+    notes = [f"store {grid.store}; {len(rows)} runs; mean ± sample standard deviation over "
+             "seeds; the best value of each column in bold."]  # fmt: skip
+    if mixed is not None:
+        w = video_weights(variant_dir(out, mixed))
+        title = f"{titles[mixed.key]}, seed {mixed.seed}: {len(w.video_ids)} held-out videos"
+        images.append(plots.weight_distribution(w, pics / "mixer_weights.png", title))
+        if any(w.labels):
+            images.append(plots.weights_by_class(w, pics / "mixer_weights_by_class.png", title))
+    report = write_report(out, f"Ablations over {grid.store}", table, images, notes)
+    echo(table.rstrip())
+    echo(f"ablate: results.parquet, summary.md, plots/ and {report} written")
+    return report
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "ablate",
+        help="train every variant of an ablation grid on one store; table, plots, report",
+        description="Expand the grid file's `ablate:` section (encoder subsets, fusions, "
+        "projectors, objectives, token budgets, learning rates, seeds), train each variant on "
+        "the same rows as a Ray task, and write results.parquet, summary.md, plots/ and "
+        "report.html. A rerun trains only the variants without results.",
+    )
+    p.add_argument("--config", required=True, help="YAML grid file (an `ablate:` section)")
+    p.add_argument("--address", help="Ray cluster (default: a local Ray)")
+    p.add_argument("--out", help="output folder (overrides the file's `out`)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    from mixer.ablation.grid import AblationConfig
+
+    grid = AblationConfig.load(args.config, out=args.out)
+    outcome = run_ablation(grid, args.address)
+    return 1 if outcome.failed else 0

@@ -1,0 +1,1 @@
+"""Ablation grids over one store: variants, their results, tables and pictures."""
