@@ -6,7 +6,7 @@ MUTATIONS = [
     dict(
         id="actor-no-padding",
         file="jobs/workers.py",
-        old="grid = encoder.encode(chunk, pad_to=size)",
+        old="grid = encoder.encode(chunk, pad_to=size, timings=spent)",
         new="grid = encoder.encode(chunk)",
         tests=_ACTOR_TESTS,
         why="forwards of varying size: a video's features depend on its batch (resume differs)",

@@ -16,7 +16,7 @@ MUTATIONS = [
     # --- dataset: split ------------------------------------------------------------------------
     dict(
         id="mixer-split-global-shuffle",
-        file="mixer/dataset.py",
+        file="mixer/splits.py",
         old="    for c in np.unique(targets):\n"
         "        idx = rng.permutation(np.nonzero(targets == c)[0])\n",
         new="    for c in [None]:\n        idx = rng.permutation(targets.size)\n",
@@ -26,7 +26,7 @@ MUTATIONS = [
     ),
     dict(
         id="mixer-split-not-shuffled",
-        file="mixer/dataset.py",
+        file="mixer/splits.py",
         old="idx = rng.permutation(np.nonzero(targets == c)[0])",
         new="idx = np.nonzero(targets == c)[0]",
         tests=[
@@ -38,7 +38,7 @@ MUTATIONS = [
     ),
     dict(
         id="mixer-split-whole-class-to-val",
-        file="mixer/dataset.py",
+        file="mixer/splits.py",
         old="n_val = min(int(round(val_fraction * idx.size)), idx.size - 1)",
         new="n_val = int(round(val_fraction * idx.size))",
         tests=[f"{D}::test_split_per_class_counts_for_every_seed"],
@@ -46,7 +46,7 @@ MUTATIONS = [
     ),
     dict(
         id="mixer-split-truncates",
-        file="mixer/dataset.py",
+        file="mixer/splits.py",
         old="n_val = min(int(round(val_fraction * idx.size)), idx.size - 1)",
         new="n_val = min(int(val_fraction * idx.size), idx.size - 1)",
         tests=[f"{D}::test_split_per_class_counts_for_every_seed"],
@@ -99,16 +99,16 @@ MUTATIONS = [
     ),
     dict(
         id="mixer-dataset-reads-failed-rows",
-        file="mixer/dataset.py",
-        old="rows = np.sort(np.asarray(st.ok_rows(chosen), dtype=np.int64))",
+        file="mixer/selection.py",
+        old="rows = np.sort(np.asarray(st.ok_rows(needed), dtype=np.int64))",
         new="rows = np.arange(len(st.video_ids), dtype=np.int64)",
         tests=[f"{D}::test_rows_not_ok_are_skipped_with_their_labels"],
         why="failed rows (zero-filled features) are trained on",
     ),
     dict(
         id="mixer-rows-ok-for-all-encoders",
-        file="mixer/dataset.py",
-        old="st.ok_rows(chosen)",
+        file="mixer/selection.py",
+        old="st.ok_rows(needed)",
         new="st.ok_rows()",
         tests=[f"{D}::test_rows_are_ok_for_the_chosen_encoders_not_every_encoder"],
         why="rows must be ok for every encoder of the store, not just the ones trained on: "
@@ -224,7 +224,7 @@ MUTATIONS = [
     ),
     dict(
         id="mixer-cli-train-drops-encoders",
-        file="jobs/cli.py",
+        file="jobs/train_cmd.py",
         old='    flags["encoders"] = args.encoders or None',
         new="    pass",
         tests=[f"{T}::test_cli_train_config_is_the_file_then_the_flags"],
@@ -284,9 +284,8 @@ MUTATIONS = [
     dict(
         id="mixer-optimizer-ignores-groups",
         file="mixer/trainer.py",
-        old="param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas",
-        new="model.parameters(), lr=config.lr, betas=config.betas, "
-        "weight_decay=config.weight_decay",
+        old="        param_groups(model, config.weight_decay),\n",
+        new="        [{'params': list(model.parameters()), 'weight_decay': config.weight_decay}],\n",
         tests=[f"{T}::test_training_uses_groups_warmup_cosine_and_clipping"],
         why="AdamW built on all parameters: biases decayed too",
     ),

@@ -1,0 +1,39 @@
+"""Mutations of ablation grids, explanations and cost (mixer/ablation/*.py, jobs/ablate.py,
+jobs/cost_cmd.py)."""
+
+_ABLATE = "tests/jobs/test_ablate.py"
+
+MUTATIONS = [
+    dict(
+        id="ablate-rows-per-variant",
+        file="mixer/ablation/grid.py",
+        old='    base = {**grid.train, "store": grid.store, "row_encoders": used}',
+        new='    base = {**grid.train, "store": grid.store}',
+        tests=[f"{_ABLATE}::test_grid_trains_every_variant_and_reports"],
+        why="each variant trains on its own encoders' ok rows: comparisons on different videos",
+    ),
+    dict(
+        id="ablate-std-population",
+        file="mixer/ablation/results.py",
+        old="values.std(ddof=1)",
+        new="values.std()",
+        tests=[f"{_ABLATE}::test_grid_trains_every_variant_and_reports"],
+        why="the table's standard deviation is not the sample one it claims",
+    ),
+    dict(
+        id="ablate-rerun-retrains-everything",
+        file="jobs/ablate.py",
+        old="    todo = [v for v in variants if read_result(out, v) is None]",
+        new="    todo = list(variants)",
+        tests=[f"{_ABLATE}::test_a_killed_grid_reruns_only_the_missing_variants"],
+        why="a rerun after a kill trains the whole grid again",
+    ),
+    dict(
+        id="cost-ignores-preprocess",
+        file="jobs/cost_cmd.py",
+        old='    per_video = (cost["decode_s"] + sum(e["preprocess_s"] + e["forward_s"]',
+        new='    per_video = (cost["decode_s"] + sum(e["forward_s"]',
+        tests=["tests/jobs/test_cost.py::test_cost_per_encoder_and_break_even"],
+        why="the on-the-fly cost forgets preprocessing: the cache looks less worth it",
+    ),
+]
