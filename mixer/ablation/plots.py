@@ -28,10 +28,7 @@ def metric_bars(summary: list[dict], metric: str, path: Path) -> Path:
     ax.set_xticks(x, [s["variant"] for s in rows], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel(f"{metric} (mean ± std over seeds)")
     ax.set_title(f"{metric} per variant")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def loss_curves(runs: dict[str, Path], path: Path) -> Path:
@@ -46,10 +43,7 @@ def loss_curves(runs: dict[str, Path], path: Path) -> Path:
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def weight_distribution(weights, path: Path, title: str) -> Path:
@@ -60,10 +54,7 @@ def weight_distribution(weights, path: Path, title: str) -> Path:
     ax.set_xticks(np.arange(1, len(weights.encoders) + 1), weights.encoders, fontsize=8)
     ax.set_ylabel("mixer weight per video")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def weights_by_class(weights, path: Path, title: str) -> Path:
@@ -80,6 +71,10 @@ def weights_by_class(weights, path: Path, title: str) -> Path:
     ax.set_ylabel("mean mixer weight")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
