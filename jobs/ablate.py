@@ -2,13 +2,16 @@
 store, as Ray tasks (a local Ray by default), then the results table, plots and report.
 
 Resumable: a variant whose ``results.json`` exists is done; a rerun after a kill trains only
-the others (a variant killed half-way has no results.json and starts again from scratch).
+the others. A variant trains in an attempt folder of its own, which the driver renames to the
+variant's folder once the task has returned: a variant killed half-way, or finished by a worker
+after its driver died, is trained again from scratch.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +28,10 @@ class AblationOutcome:
 
 
 def train_variant(config: dict, out: str) -> dict:
-    """One variant (a Ray task): a clean folder, then `mixer.train` into it."""
+    """One variant (a Ray task): `mixer.train` into a clean attempt folder."""
     from mixer import TrainConfig, train
 
-    shutil.rmtree(out, ignore_errors=True)  # what a killed earlier attempt left
+    shutil.rmtree(out, ignore_errors=True)
     cfg = TrainConfig.from_dict({**config, "out": out, "progress": False})
     return train(cfg, log=lambda *_: None).to_dict()
 
@@ -56,8 +59,10 @@ def run_ablation(grid, address: str | None = None, echo=print) -> AblationOutcom
 
 def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
     from jobs.job_ray import JobRay
-    from mixer.ablation.results import variant_dir
+    from mixer.ablation.results import attempt_dir, commit_attempt, remove_attempts, variant_dir
 
+    run_token = uuid.uuid4().hex[:12]
+    remove_attempts(out)
     with JobRay(address, grid.store, echo) as job:
         job.start()
         import ray
@@ -65,7 +70,8 @@ def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
         task = ray.remote(num_cpus=grid.cpus_per_variant, num_gpus=grid.gpus_per_variant)(
             train_variant
         )
-        pending = {task.remote(v.config.to_dict(), str(variant_dir(out, v))): v for v in todo}
+        attempts = {v.id: attempt_dir(out, v, run_token) for v in todo}
+        pending = {task.remote(v.config.to_dict(), str(attempts[v.id])): v for v in todo}
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
             v = pending.pop(ready)
@@ -76,12 +82,14 @@ def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
                 outcome.failed[v.id] = line
                 echo(f"ablate: {titles[v.key]} seed {v.seed} failed: {line}")
                 continue
+            commit_attempt(attempts[v.id], variant_dir(out, v))
             outcome.trained += 1
             val = res["val_acc"][-1] if res["val_acc"] else None
             echo(f"ablate: {outcome.trained + len(outcome.failed)}/{len(todo)} {titles[v.key]} "
                  f"seed {v.seed}: val_acc {val if val is None else round(val, 4)}, "
                  f"{res['seconds']:.1f}s")  # fmt: skip
             fault_point("after_variant")  # the kill-and-rerun test stops the driver here
+    remove_attempts(out)  # the failed variants' folders
 
 
 def write_results(grid, variants, store_encoders, echo=print) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,8 +111,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         result.seconds = time.perf_counter() - t0
         if out and rank == 0:
             run.checkpoint(progress)
-            save_outputs(out, model, config, result)
+            save_outputs(out, model, config)
             plot_curves(out)
+            write_results(out, result)  # last: a run with results.json is a finished run
             log(
                 f"saved {config.out}/model.safetensors, train_config.yaml, results.json, curves.png"
             )
@@ -169,13 +171,19 @@ def build_optimizer(
     return opt, sched
 
 
-def save_outputs(out: Path, model: MervMixer, config: TrainConfig, result: TrainResult) -> None:
+def save_outputs(out: Path, model: MervMixer, config: TrainConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     save_model(
         model, out / "model.safetensors", extra={"train_config": json.dumps(config.to_dict())}
     )
     (out / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def write_results(out: Path, result: TrainResult) -> None:
+    """results.json, whole or not at all: `merv ablate` takes it as the sign a run finished."""
+    tmp = out / f".results.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    os.replace(tmp, out / "results.json")
 
 
 def language_model_width(config: TrainConfig, log: Callable[[str], None]) -> TrainConfig:

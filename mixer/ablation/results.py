@@ -8,9 +8,12 @@ is 0.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from .grid import Variant
 
@@ -22,6 +25,32 @@ COSTS = (("params", False), ("train_s", False))
 
 def variant_dir(out: str | Path, variant: Variant) -> Path:
     return Path(out) / "variants" / variant.id
+
+
+def attempt_dir(out: str | Path, variant: Variant, run_token: str) -> Path:
+    """Where one run of the grid trains a variant before it counts as finished.
+
+    Only the driver that asked for the variant moves it to `variant_dir` (`commit_attempt`), so
+    a worker that outlives a killed driver for a moment never adds a variant the rerun would
+    count as done, nor writes into the folder the rerun trains."""
+    return Path(out) / "variants" / f".{variant.id}.attempt-{run_token}"
+
+
+def commit_attempt(attempt: Path, final: Path) -> None:
+    """Name the finished attempt's folder as the variant's, its saved `out` fields included."""
+    config_file, results_file = attempt / "train_config.yaml", attempt / "results.json"
+    config = yaml.safe_load(config_file.read_text())
+    config_file.write_text(yaml.safe_dump({**config, "out": str(final)}, sort_keys=False))
+    results = json.loads(results_file.read_text())
+    results_file.write_text(json.dumps({**results, "out": str(final)}, indent=2) + "\n")
+    shutil.rmtree(final, ignore_errors=True)  # what an earlier layout or a crash left
+    os.replace(attempt, final)
+
+
+def remove_attempts(out: str | Path) -> None:
+    """Folders of attempts that never finished (killed runs, failed variants)."""
+    for folder in (Path(out) / "variants").glob(".*.attempt-*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_result(out: str | Path, variant: Variant) -> dict | None:
