@@ -15,6 +15,7 @@ SECTIONS = {
     "extraction": "benchmarks.extraction_bench",  # shared decode, pipeline efficiency, scaling, plan
     "training": "benchmarks.training_bench",  # flat memory, loader headroom, cache vs on the fly
     "lm": "benchmarks.lm_bench",  # MERV's alignment step split: data, projectors + mixer, LM
+    "ablation": "benchmarks.ablation_bench",  # a grid: shared-read fast path vs one by one
 }
 
 

@@ -27,13 +27,21 @@ class AblationOutcome:
     report: Path | None = None
 
 
-def train_variant(config: dict, out: str) -> dict:
-    """One variant (a Ray task): `mixer.train` into a clean attempt folder."""
+def train_variants(configs: list[dict], outs: list[str]) -> list[dict]:
+    """Variants that read alike (a Ray task): `mixer.train` for one, side by side over one read
+    of the store for several (`mixer.side_by_side`), each into its clean attempt folder."""
     from mixer import TrainConfig, train
+    from mixer.side_by_side import train_side_by_side
 
-    shutil.rmtree(out, ignore_errors=True)
-    cfg = TrainConfig.from_dict({**config, "out": out, "progress": False})
-    return train(cfg, log=lambda *_: None).to_dict()
+    for out in outs:
+        shutil.rmtree(out, ignore_errors=True)
+    cfgs = [
+        TrainConfig.from_dict({**c, "out": o, "progress": False})
+        for c, o in zip(configs, outs, strict=True)
+    ]
+    if len(cfgs) == 1:
+        return [train(cfgs[0], log=lambda *_: None).to_dict()]
+    return [r.to_dict() for r in train_side_by_side(cfgs)]
 
 
 def run_ablation(grid, address: str | None = None, echo=print) -> AblationOutcome:
@@ -68,28 +76,52 @@ def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
         import ray
 
         task = ray.remote(num_cpus=grid.cpus_per_variant, num_gpus=grid.gpus_per_variant)(
-            train_variant
+            train_variants
         )
         attempts = {v.id: attempt_dir(out, v, run_token) for v in todo}
-        pending = {task.remote(v.config.to_dict(), str(attempts[v.id])): v for v in todo}
+        pending = {}
+        for group in task_groups(grid, todo, ray.cluster_resources().get("CPU", 1)):
+            ref = task.remote([v.config.to_dict() for v in group],
+                              [str(attempts[v.id]) for v in group])  # fmt: skip
+            pending[ref] = group
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
-            v = pending.pop(ready)
+            group = pending.pop(ready)
             try:
-                res = ray.get(ready)
-            except Exception as err:  # noqa: BLE001 - one variant's error must not stop the grid
+                results = ray.get(ready)
+            except Exception as err:  # noqa: BLE001 - one task's error must not stop the grid
                 line = str(getattr(err, "cause", err) or err).strip().splitlines()[-1]
-                outcome.failed[v.id] = line
-                echo(f"ablate: {titles[v.key]} seed {v.seed} failed: {line}")
+                for v in group:
+                    outcome.failed[v.id] = line
+                    echo(f"ablate: {titles[v.key]} seed {v.seed} failed: {line}")
                 continue
-            commit_attempt(attempts[v.id], variant_dir(out, v))
-            outcome.trained += 1
-            val = res["val_acc"][-1] if res["val_acc"] else None
-            echo(f"ablate: {outcome.trained + len(outcome.failed)}/{len(todo)} {titles[v.key]} "
-                 f"seed {v.seed}: val_acc {val if val is None else round(val, 4)}, "
-                 f"{res['seconds']:.1f}s")  # fmt: skip
-            fault_point("after_variant")  # the kill-and-rerun test stops the driver here
+            for v, res in zip(group, results, strict=True):
+                commit_attempt(attempts[v.id], variant_dir(out, v))
+                outcome.trained += 1
+                val = res["val_acc"][-1] if res["val_acc"] else None
+                echo(f"ablate: {outcome.trained + len(outcome.failed)}/{len(todo)} "
+                     f"{titles[v.key]} seed {v.seed}: val_acc "
+                     f"{val if val is None else round(val, 4)}, {res['seconds']:.1f}s"
+                     + (f" (read shared by {len(group)})" if len(group) > 1 else ""))  # fmt: skip
+                fault_point("after_variant")  # the kill-and-rerun test stops the driver here
     remove_attempts(out)  # the failed variants' folders
+
+
+def task_groups(grid, todo: list, cpus: float) -> list[list]:
+    """The Ray tasks of ``todo``: one variant each, or with ``shared_read`` the variants that
+    read alike side by side, a group split just enough that every CPU slot gets a task."""
+    if not grid.shared_read:
+        return [[v] for v in todo]
+    from mixer.side_by_side import shared_read_groups
+
+    groups = [[todo[i] for i in g] for g in shared_read_groups([v.config for v in todo])]
+    slots = max(1, int(cpus // max(grid.cpus_per_variant, 1e-9)))
+    parts = max(1, -(-slots // len(groups)))  # tasks per group
+    tasks = []
+    for group in groups:
+        k = min(parts, len(group))
+        tasks += [group[i::k] for i in range(k)]
+    return tasks
 
 
 def write_results(grid, variants, store_encoders, echo=print) -> Path:

@@ -38,9 +38,13 @@ class TrainResult:
     n_val: int = 0
     device: str = "cpu"
     out: str | None = None
+    shared_read: int = 1  # runs trained side by side over one read (mixer.side_by_side)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_EVALUATE = object()  # end_epoch / summarise: measure it here
 
 
 def _fmt_weights(encoders: list[str], w: Any, n: int) -> str:
@@ -122,35 +126,45 @@ def streams_of(config: TrainConfig, data: TrainRows, readers: ReaderPool, rank=0
 
 def train_epoch(run: Run, epoch: int, progress: Progress) -> Progress:
     """Train ``epoch`` from ``progress`` on: the progress after its last step."""
-    cfg, sums = run.config, dict(progress.running) if progress.epoch == epoch else {}
     start = progress.batch if progress.epoch == epoch else 0
-    sums.setdefault("loss", 0.0), sums.setdefault("correct", 0), sums.setdefault("seen", 0)
+    progress = open_epoch(progress, epoch)
     bar = _bar(run, epoch, start)
     waited = began = time.perf_counter()
     for batch in run.streams["train"].epoch(epoch, start):
-        wait = time.perf_counter() - waited
-        s = train_step(run.model, run.opt, run.sched, batch, run.device, cfg, autocast, run.world)
-        sums["loss"] += s.loss * s.rows
-        sums["correct"] += s.correct
-        sums["seen"] += s.rows
-        if s.weights is not None:
-            sums["w"] = [
-                a + b
-                for a, b in zip(
-                    sums.get("w") or [0.0] * len(s.weights), s.weights.tolist(), strict=True
-                )
-            ]
-        progress = Progress(epoch, batch.index + 1, progress.step + 1, progress.history, sums)
-        if progress.step % cfg.log_every == 0:
-            run.metrics.write(_metrics(run, progress, s, wait))
-        if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
-            run.checkpoint(progress)
-        fault_point("after_train_step")  # the kill-and-resume test stops here
+        progress, s = take_step(run, batch, progress, time.perf_counter() - waited)
         waited = time.perf_counter()
         bar.update(1)
-        bar.set_postfix(loss=f"{s.loss:.4f}", videos_s=f"{sums['seen'] / (waited - began):.1f}")
+        seen = progress.running["seen"]
+        bar.set_postfix(loss=f"{s.loss:.4f}", videos_s=f"{seen / (waited - began):.1f}")
     bar.close()
     return progress
+
+
+def open_epoch(progress: Progress, epoch: int) -> Progress:
+    """``progress`` at the start of (or, resumed, inside) ``epoch``, its running sums set."""
+    sums = dict(progress.running) if progress.epoch == epoch else {}
+    start = progress.batch if progress.epoch == epoch else 0
+    sums.setdefault("loss", 0.0), sums.setdefault("correct", 0), sums.setdefault("seen", 0)
+    return Progress(epoch, start, progress.step, progress.history, sums)
+
+
+def take_step(run: Run, batch, progress: Progress, wait: float) -> tuple[Progress, Any]:
+    """One optimizer step on ``batch``: the sums, metrics line and checkpoint it is due."""
+    cfg, sums = run.config, progress.running
+    s = train_step(run.model, run.opt, run.sched, batch, run.device, cfg, autocast, run.world)
+    sums["loss"] += s.loss * s.rows
+    sums["correct"] += s.correct
+    sums["seen"] += s.rows
+    if s.weights is not None:
+        before = sums.get("w") or [0.0] * len(s.weights)
+        sums["w"] = [a + b for a, b in zip(before, s.weights.tolist(), strict=True)]
+    progress = Progress(progress.epoch, batch.index + 1, progress.step + 1, progress.history, sums)
+    if progress.step % cfg.log_every == 0:
+        run.metrics.write(_metrics(run, progress, s, wait))
+    if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
+        run.checkpoint(progress)
+    fault_point("after_train_step")  # the kill-and-resume test stops here
+    return progress, s
 
 
 def _bar(run: Run, epoch: int, start: int):
@@ -181,17 +195,19 @@ def _metrics(run: Run, progress: Progress, s, wait: float) -> dict:
     }
 
 
-def end_epoch(run: Run, progress: Progress, log: Callable[[str], None]) -> None:
-    """Close the epoch: its loss, accuracy and validation accuracy in the history; one line."""
+def end_epoch(run: Run, progress: Progress, log: Callable[[str], None], val=_EVALUATE) -> None:
+    """Close the epoch: its loss, accuracy and validation accuracy in the history; one line.
+    ``val``: the validation accuracy when the caller measured it already (None: no val rows)."""
     sums, history, te = progress.running, progress.history, time.perf_counter()
     loss, acc = sums["loss"] / max(1, sums["seen"]), sums["correct"] / max(1, sums["seen"])
-    val = None
-    if run.streams["val"] is not None and run.rank == 0:
-        cfg = run.config
-        val = evaluate(
-            run.model, run.streams["val"], run.device, cfg.precision, autocast,
-            cfg.micro_batch_size,
-        )[0]  # fmt: skip
+    if val is _EVALUATE:
+        val = None
+        if run.streams["val"] is not None and run.rank == 0:
+            cfg = run.config
+            val = evaluate(
+                run.model, run.streams["val"], run.device, cfg.precision, autocast,
+                cfg.micro_batch_size,
+            )[0]  # fmt: skip
     history["loss"].append(loss)
     history["acc"].append(acc)
     history["val"].append(val)
@@ -205,9 +221,13 @@ def end_epoch(run: Run, progress: Progress, log: Callable[[str], None]) -> None:
     )
 
 
-def summarise(run: Run, progress: Progress) -> TrainResult:
+def summarise(run: Run, progress: Progress, over_all=_EVALUATE) -> TrainResult:
+    """The run's result; ``over_all``: (accuracy, summed mixer weights, rows) over every row
+    when the caller measured it already."""
     weights, w_all, rows = {}, None, 0
-    if run.rank == 0:
+    if over_all is not _EVALUATE:
+        _, w_all, rows = over_all
+    elif run.rank == 0:
         cfg = run.config
         _, w_all, rows = evaluate(
             run.core, run.streams["all"], run.device, cfg.precision, autocast,

@@ -46,6 +46,9 @@ class AblationConfig:
     train: dict[str, Any] = field(default_factory=dict)  # every other TrainConfig field
     cpus_per_variant: float = 1.0  # Ray resources of one variant's task
     gpus_per_variant: float = 0.0
+    # Variants that read the same rows in the same order (same seed, batch size, epochs,
+    # pooling, ...) train side by side over one read of the store (mixer.side_by_side).
+    shared_read: bool = True
 
     @classmethod
     def load(cls, path: str, **overrides: Any) -> AblationConfig:

@@ -91,7 +91,8 @@ def result_rows(out: str | Path, variants: list[Variant], store_encoders: list[s
                **{a: axis[a] for a in AXES},
                "val_acc": res["val_acc"][-1] if res["val_acc"] else None,
                "train_acc": res["train_acc"][-1], "train_loss": res["train_loss"][-1],
-               "params": res["param_counts"]["total"], "train_s": res["seconds"]}  # fmt: skip
+               "params": res["param_counts"]["total"], "train_s": res["seconds"],
+               "shared_read": res.get("shared_read", 1)}  # fmt: skip
         for e in store_encoders:
             row[f"w_{e}"] = res["mixer_weights"].get(e)
         rows.append(row)

@@ -62,6 +62,7 @@ def test_grid_trains_every_variant_and_reports(store, tmp_path, ray_session):
 
     rows = pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()
     assert len(rows) == 20 and len({(r["variant_id"]) for r in rows}) == 20
+    assert {r["shared_read"] for r in rows} == {10}  # one read per seed: 10 variants side by side
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert len(summary) == 10 and all(s["seeds"] == 2 for s in summary)
     for s in summary:  # mean and sample standard deviation over the two seeds
@@ -85,26 +86,29 @@ def test_grid_trains_every_variant_and_reports(store, tmp_path, ray_session):
         assert f'src="plots/{png.name}"' in report
 
 
+def finished(out) -> dict[str, int]:
+    """Variant folder -> mtime of its results.json (attempt folders, dot-named, left out)."""
+    return {
+        p.parent.name: p.stat().st_mtime_ns
+        for p in out.glob("variants/*/results.json")
+        if not p.parent.name.startswith(".")
+    }
+
+
 def test_a_killed_grid_reruns_only_the_missing_variants(store, tmp_path):
     path = grid_file(tmp_path / "grid.yaml", store, tmp_path / "out")
     cmd = [sys.executable, "-c", "from jobs.cli import main; main()", "ablate", "--config", path]
     killed = subprocess.run(cmd, env=cli_env(MERV_FAULT="after_variant:3"), capture_output=True,
                             text=True, timeout=600)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    done = {
-        p.parent.name: p.stat().st_mtime_ns
-        for p in (tmp_path / "out").glob("variants/*/results.json")
-    }
+    done = finished(tmp_path / "out")
     # exactly the three the driver saw finish: a worker that outlives its killed driver for a
     # moment finishes into an attempt folder that no rerun counts
     assert len(done) == 3
     rerun = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(done)} done before, {20 - len(done)} to train" in rerun.stdout
-    after = {
-        p.parent.name: p.stat().st_mtime_ns
-        for p in (tmp_path / "out").glob("variants/*/results.json")
-    }
+    after = finished(tmp_path / "out")
     assert len(after) == 20 and not list((tmp_path / "out" / "variants").glob(".*"))
     assert all(after[k] == t for k, t in done.items())  # finished variants were not retrained
     assert pq.read_table(tmp_path / "out" / "results.parquet").num_rows == 20
