@@ -27,12 +27,16 @@ class AblationOutcome:
     report: Path | None = None
 
 
-def train_variants(configs: list[dict], outs: list[str]) -> list[dict]:
+def train_variants(configs: list[dict], outs: list[str], threads: int = 1) -> list[dict]:
     """Variants that read alike (a Ray task): `mixer.train` for one, side by side over one read
-    of the store for several (`mixer.side_by_side`), each into its clean attempt folder."""
+    of the store for several (`mixer.side_by_side`), each into its clean attempt folder;
+    ``threads``: the task's CPU slots, torch's intra-op threads."""
+    import torch
+
     from mixer import TrainConfig, train
     from mixer.side_by_side import train_side_by_side
 
+    torch.set_num_threads(max(1, threads))
     for out in outs:
         shutil.rmtree(out, ignore_errors=True)
     cfgs = [
@@ -80,9 +84,13 @@ def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
         )
         attempts = {v.id: attempt_dir(out, v, run_token) for v in todo}
         pending = {}
-        for group in task_groups(grid, todo, ray.cluster_resources().get("CPU", 1)):
-            ref = task.remote([v.config.to_dict() for v in group],
-                              [str(attempts[v.id]) for v in group])  # fmt: skip
+        node_cpus = max(n["Resources"].get("CPU", 1) for n in ray.nodes() if n["Alive"])
+        cpus = ray.cluster_resources().get("CPU", 1)
+        for group, slots in task_groups(grid, todo, cpus, node_cpus):
+            sized = task.options(num_cpus=grid.cpus_per_variant * slots)  # one device still
+            threads = max(1, int(grid.cpus_per_variant * slots))
+            ref = sized.remote([v.config.to_dict() for v in group],
+                               [str(attempts[v.id]) for v in group], threads)  # fmt: skip
             pending[ref] = group
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
@@ -107,21 +115,20 @@ def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
     remove_attempts(out)  # the failed variants' folders
 
 
-def task_groups(grid, todo: list, cpus: float) -> list[list]:
-    """The Ray tasks of ``todo``: one variant each, or with ``shared_read`` the variants that
-    read alike side by side, a group split just enough that every CPU slot gets a task."""
+def task_groups(grid, todo: list, cpus: float, node_cpus: float) -> list[tuple[list, int]]:
+    """The Ray tasks of ``todo`` and the CPU slots of each: one variant and one slot each, or
+    with ``shared_read`` one task per group of variants that read alike, given the slots the
+    other groups leave free, at most a node's (its steps use them as threads: one read, every
+    core busy)."""
     if not grid.shared_read:
-        return [[v] for v in todo]
+        return [([v], 1) for v in todo]
     from mixer.side_by_side import shared_read_groups
 
     groups = [[todo[i] for i in g] for g in shared_read_groups([v.config for v in todo])]
-    slots = max(1, int(cpus // max(grid.cpus_per_variant, 1e-9)))
-    parts = max(1, -(-slots // len(groups)))  # tasks per group
-    tasks = []
-    for group in groups:
-        k = min(parts, len(group))
-        tasks += [group[i::k] for i in range(k)]
-    return tasks
+    per_slot = max(grid.cpus_per_variant, 1e-9)
+    slots = max(1, int(cpus // per_slot))
+    share = max(1, min(slots // len(groups), int(node_cpus // per_slot)))
+    return [(group, min(share, len(group))) for group in groups]
 
 
 def write_results(grid, variants, store_encoders, echo=print) -> Path:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from jobs.ablate import run_ablation
+from jobs.ablate import run_ablation, task_groups
 from mixer.ablation.grid import AblationConfig, encoder_subsets, expand
 from tests.helpers import cli_env, quiet
 from tests.mixer.conftest import separable, write_store
@@ -49,6 +49,19 @@ def test_encoder_subset_keywords():
     assert encoder_subsets(["c", "a"], ENCODERS) == [["c", "a"]]
     with pytest.raises(ValueError, match="neither a list of encoders nor one of"):
         encoder_subsets("pairs", ENCODERS)
+
+
+def test_tasks_share_reads_and_fill_the_cores_a_node_has():
+    grid = AblationConfig(store="s", out="o", seeds=[0, 1], encoders=["singles", "all"])
+    todo = expand(grid, ENCODERS)  # 4 variants x 2 seeds: two groups that read alike (a seed each)
+    shapes = lambda tasks: [(len(g), slots) for g, slots in tasks]  # noqa: E731
+    assert shapes(task_groups(grid, todo, cpus=2, node_cpus=2)) == [(4, 1), (4, 1)]
+    assert shapes(task_groups(grid, todo, cpus=16, node_cpus=16)) == [(4, 4), (4, 4)]
+    assert shapes(task_groups(grid, todo, cpus=16, node_cpus=3)) == [(4, 3), (4, 3)]
+    assert {v.seed for v in task_groups(grid, todo, 2, 2)[1][0]} == {1}
+    alone = AblationConfig(store="s", out="o", seeds=[0, 1], encoders=["singles", "all"],
+                           shared_read=False)  # fmt: skip
+    assert shapes(task_groups(alone, todo, cpus=16, node_cpus=16)) == [(1, 1)] * 8
 
 
 def test_grid_trains_every_variant_and_reports(store, tmp_path, ray_session):
