@@ -79,6 +79,11 @@ def _train_on_ray(grid, todo, titles, out, address, outcome, echo) -> None:
         job.start()
         import ray
 
+        if address is not None:  # a cluster: every node must read the store and see `out`
+            from jobs.grid_nodes import check_nodes_can_train
+
+            check_nodes_can_train(grid.store, out)
+
         task = ray.remote(num_cpus=grid.cpus_per_variant, num_gpus=grid.gpus_per_variant)(
             train_variants
         )

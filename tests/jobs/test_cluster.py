@@ -163,3 +163,59 @@ def test_store_only_the_driver_sees_works_with_a_warning(
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith(f"merv: warning: the store {private / 'store'} is not visible")
     assert same_store(copy, in_process_store)
+
+
+@pytest.fixture(scope="module")
+def grid_store(tmp_path_factory):
+    from tests.mixer.conftest import separable, write_store
+
+    feats, y = separable(24, {"a": 6, "b": 4}, informative="a", margin=2.0)
+    url = str(tmp_path_factory.mktemp("grid") / "store.zarr")
+    write_store(url, feats, [f"c{v}" for v in y], shard_size=8)
+    return url
+
+
+def ablate(head, store, out, tmp_path, private=None, then: str = ""):
+    """`merv ablate` of a 3-variant grid on the head, in a private mount on ``private`` if given
+    (``then``: shell commands run in it first)."""
+    import yaml
+
+    grid = {"ablate": {"store": str(store), "out": str(out), "encoders": ["all", "singles"],
+                       "train": {"d_model": 8, "epochs": 2, "batch_size": 8, "pool_grid": 1,
+                                 "loader_workers": 0, "fusion_options": {}}}}  # fmt: skip
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    argv = [*MERV, "ablate", "--config", str(tmp_path / "grid.yaml"), "--address", head.address]
+    if private is None:
+        return subprocess.run(argv, env=head.env(), capture_output=True, text=True, timeout=300)
+    command = f"{then} && exec {subprocess.list2cmdline(argv)}"
+    return subprocess.run(private_mount(private, command), env=head.env(), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_ablate_on_the_cluster(head, grid_store, tmp_path):
+    done = ablate(head, grid_store, tmp_path / "out", tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3 variants x 1 seed(s) = 3 runs; 0 done before, 3 to train" in done.stdout
+    assert (tmp_path / "out" / "report.html").exists()
+    assert len(list((tmp_path / "out" / "variants").glob("*/results.json"))) == 3
+
+
+def test_ablate_output_only_the_driver_sees_is_refused(head, grid_store, tmp_path):
+    private = tmp_path / "private"
+    done = ablate(head, grid_store, private / "out", tmp_path, private, then="true")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"merv: error: the output folder {private / 'out'} is not the "
+                                  "driver's on Ray node 127.0.0.1/")  # fmt: skip
+    assert "FileNotFoundError" in done.stderr and done.stderr.count("\n") == 1
+    assert not (private / "out").exists()  # the node's side: nothing written
+
+
+def test_ablate_store_only_the_driver_sees_is_refused(head, grid_store, tmp_path):
+    private = tmp_path / "private"
+    then = f"cp -a {grid_store} {private}/store.zarr"
+    done = ablate(head, private / "store.zarr", tmp_path / "out", tmp_path, private, then=then)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"merv: error: the store {private / 'store.zarr'} cannot be "
+                                  "opened from Ray node 127.0.0.1/")  # fmt: skip
+    assert done.stderr.count("\n") == 1
+    assert not list((tmp_path / "out").glob("variants/*"))  # refused before anything trained

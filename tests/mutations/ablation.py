@@ -53,6 +53,14 @@ MUTATIONS = [
         why="runs of different seeds (other splits, other data order) share one read",
     ),
     dict(
+        id="ablate-skips-the-node-check",
+        file="jobs/ablate.py",
+        old="        if address is not None:  # a cluster: every node must read the store and see `out`",
+        new="        if False:",
+        tests=["tests/jobs/test_cluster.py::test_ablate_output_only_the_driver_sees_is_refused"],
+        why="a grid whose output only the driver sees starts, and fails variant after variant",
+    ),
+    dict(
         id="cost-ignores-preprocess",
         file="jobs/cost_cmd.py",
         old='    per_video = (cost["decode_s"] + sum(e["preprocess_s"] + e["forward_s"]',
