@@ -16,6 +16,7 @@ SECTIONS = {
     "training": "benchmarks.training_bench",  # flat memory, loader headroom, cache vs on the fly
     "lm": "benchmarks.lm_bench",  # MERV's alignment step split: data, projectors + mixer, LM
     "ablation": "benchmarks.ablation_bench",  # a grid: shared-read fast path vs one by one
+    "distill": "benchmarks.distill_bench",  # a SigLIP-only student served vs its 4-encoder teacher
 }
 
 

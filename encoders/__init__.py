@@ -6,7 +6,7 @@ torch, so a job's driver (which only plans, checks and writes) stays small; the 
 the workers. Backends: `encoders.backbones`; alignment to [T, G*G, C]: `encoders.align`.
 """
 
-from encoders.custom import check_encoders, register_from_config
+from encoders.custom import check_encoders, check_spec_weights, register_from_config
 from encoders.registry import ENCODER_SETS, get_spec, list_specs, register, resolve_encoder_set
 from encoders.spec import EncoderSpec
 from encoders.weights import WeightsNotFoundError
@@ -18,6 +18,7 @@ __all__ = [
     "WeightsNotFoundError",
     "build_encoder",
     "check_encoders",
+    "check_spec_weights",
     "get_spec",
     "list_specs",
     "register",

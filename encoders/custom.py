@@ -207,15 +207,19 @@ def check_encoders(
     uncached checkpoint is downloaded by the workers. Imports no torch for the built-in specs."""
     register_from_config(custom)
     names = resolve_encoder_set(encoders)
-    if not check_weights:
-        return names
+    if check_weights:
+        check_spec_weights([get_spec(name) for name in names], weights)
+    return names
+
+
+def check_spec_weights(specs: Sequence[EncoderSpec], weights: Mapping[str, str] | None) -> None:
+    """Each spec's weights can be found (a local path in ``weights``, or the hub's cache when
+    offline); tiny specs are random by design. Raises WeightsNotFoundError (one line)."""
     weights = dict(weights or {})
-    for name in names:
-        spec = get_spec(name)
+    for spec in specs:
         if spec.tiny:
             continue
-        if name in weights:
-            resolve_local(spec, weights[name])
+        if spec.name in weights:
+            resolve_local(spec, weights[spec.name])
         elif hub_offline():
             hub_source(spec)
-    return names

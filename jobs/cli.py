@@ -7,7 +7,17 @@ import dataclasses
 import logging
 import sys
 
-from jobs import ablate, cost_cmd, exits, explain_cmd, lm_cmd, train_cmd, verify
+from jobs import (
+    ablate,
+    cost_cmd,
+    distill_cmd,
+    embed_cmd,
+    exits,
+    explain_cmd,
+    lm_cmd,
+    train_cmd,
+    verify,
+)
 from jobs.config import EPILOG, ExtractConfig
 from pipeline.config import ConfigError, build_config
 
@@ -150,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_parser(sub)
     explain_cmd.add_parser(sub)
     cost_cmd.add_parser(sub)
+    distill_cmd.add_parser(sub)
+    embed_cmd.add_parser(sub)
     p = sub.add_parser(
         "demo",
         help="synthetic corpus -> tiny encoders -> a small ablation, offline",

@@ -73,6 +73,10 @@ class ExtractConfig:
     # failed videos the job tolerates before it exits with code 3: a count ("5") or a fraction
     # of the videos it processed ("0.05", "5%"); "" = any number (failures alone never fail it)
     max_failed: str = ""
+    # merv embed: a trained checkpoint (merv train / distill output). The job then runs only
+    # the encoders it reads and stores its fused tokens (features/fused) and its probe's
+    # prediction instead of the encoders' features; `encoders` is not used.
+    model: str = ""
 
     def __post_init__(self) -> None:
         if self.num_frames != NUM_SAMPLED_FRAMES:

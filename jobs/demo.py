@@ -4,7 +4,9 @@
 2. extract it once with the four tiny MERV encoders on local Ray into a sharded Zarr store,
 3. a small ablation from the cache (`merv ablate`): the four encoders with MERV's
    cross-attention and with channel concatenation, and each encoder alone, 2 seeds each;
-   its table, pictures and report.html.
+   its table, pictures and report.html;
+4. distillation (`merv distill --sweep`): the four-encoder cross-attention run as teacher, one
+   student per subset of its encoders, quality kept against inference cost.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ def run_demo(out: str, per_class: int = 24, epochs: int = 30, echo=print) -> lis
     corpus, store = os.path.join(out, "corpus"), os.path.join(out, "store.zarr")
     labels_path = os.path.join(out, "labels.csv")
     if not os.path.exists(labels_path):
-        echo(f"[1/3] writing {per_class * 4} synthetic clips to {corpus}")
+        echo(f"[1/4] writing {per_class * 4} synthetic clips to {corpus}")
         labels = make_corpus(corpus, per_class=per_class)
         with open(labels_path, "w", newline="") as f:
             csv.writer(f).writerows([("video_id", "label"), *labels])
     else:
-        echo(f"[1/3] reusing the corpus in {corpus}")
-    echo(f"[2/3] extracting with the tiny encoders into {store}")
+        echo(f"[1/4] reusing the corpus in {corpus}")
+    echo(f"[2/4] extracting with the tiny encoders into {store}")
     # CPU laptop: the encoder actor runs a thread per core (decoding the small clips is light).
     extracted = run_extract(
         ExtractConfig(
@@ -45,7 +47,7 @@ def run_demo(out: str, per_class: int = 24, epochs: int = 30, echo=print) -> lis
         ),
         echo=echo,
     )
-    echo("[3/3] a small ablation over the cached features (no video is decoded again)")
+    echo("[3/4] a small ablation over the cached features (no video is decoded again)")
     grid = AblationConfig(
         store=store,
         out=os.path.join(out, "ablation"),
@@ -61,4 +63,28 @@ def run_demo(out: str, per_class: int = 24, epochs: int = 30, echo=print) -> lis
          f"{100 * best['val_acc']:.1f}% ({best['variant']}); total "
          f"{time.perf_counter() - start:.0f}s")  # fmt: skip
     echo(f"report: {outcome.report} (open it in a browser: the table and the pictures)")
+    distil_demo(store, Path(grid.out), epochs, echo)
     return summary
+
+
+def distil_demo(store: str, ablation: Path, epochs: int, echo=print) -> dict:
+    """Step 4: every subset of the four encoders distilled from the ablation's four-encoder
+    cross-attention run (seed 0), scored against it, on the store's measured encoder costs."""
+    import pyarrow.parquet as pq
+
+    from jobs.distill_cmd import encoder_costs
+    from mixer.config import RECIPES
+    from mixer.distill.sweep import run_sweep
+
+    rows = pq.read_table(ablation / "results.parquet").to_pylist()
+    run = next(r for r in rows if r["variant"] == "all fusion=cross_attention" and r["seed"] == 0)
+    teacher = ablation / "variants" / run["variant_id"]
+    out = ablation.parent / "students"
+    echo(f"[4/4] distilling {teacher} into every subset of its encoders ({out})")
+    epochs = min(epochs, RECIPES["distill"]["epochs"])  # the demo's --epochs caps it
+    sweep = run_sweep(str(teacher), out, encoder_costs(store, echo), log=echo, epochs=epochs,
+                      loader_workers=0)  # fmt: skip
+    echo(sweep["table"])
+    echo(f"picture: {sweep['png']}; serve a student on new videos with: merv embed VIDEOS "
+         f"--model {out}/<student> --out embedded.zarr")  # fmt: skip
+    return sweep

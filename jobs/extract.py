@@ -95,27 +95,43 @@ def _holding_store_lock(run):
 @_holding_store_lock
 def run_extract(cfg: ExtractConfig, echo=print, on_batch=None) -> Telemetry:
     """Run (or resume) an extraction job; ``on_batch(telemetry)`` is called after each batch."""
-    from encoders import check_encoders, get_spec
-
     if not cfg.input or not cfg.store:
         raise ConfigError("extract needs an input (videos, a manifest or tar shards) and --store")
+    cfg, names, specs, actor_specs = _job_encoders(cfg)
+    items = _list_corpus(cfg)
+    with JobRay(cfg.address, cfg.store, echo) as job_ray:
+        if cfg.address is not None:  # before anything is planned or written
+            job_ray.check_nodes(items)
+        return _extract(cfg, names, specs, items, job_ray, echo, on_batch, actor_specs)
+
+
+def _job_encoders(cfg: ExtractConfig):
+    """(config, the store's array names, their specs, the specs the actors build). Extract:
+    the encoders of ``cfg.encoders``, stored as they are. Embed (``cfg.model``): the encoders
+    the model reads, and one array of its fused tokens, in the model's token layout."""
+    from encoders import check_encoders, check_spec_weights, get_spec
+
     try:
+        if cfg.model:
+            from jobs.embed import FUSED, embed_plan
+
+            plan = embed_plan(cfg.model)
+            if not cfg.random_weights:
+                check_spec_weights(plan.encoder_specs, cfg.weights)
+            cfg = dataclasses.replace(cfg, time_steps=plan.time_steps, grid=plan.grid)
+            return cfg, [FUSED], [plan.store_spec], plan.encoder_specs
         # registers the config's own encoders; a missing checkpoint fails here, in one line
         # (random weights: nothing to load, so nothing to find)
         names = check_encoders(
             cfg.encoders, cfg.custom_encoders, cfg.weights, check_weights=not cfg.random_weights
         )
     except ValueError as err:
-        raise ConfigError(f"--encoders {cfg.encoders!r}: {err}") from err
+        raise ConfigError(f"--{'model' if cfg.model else 'encoders'}: {err}") from err
     specs = [get_spec(n) for n in names]
-    items = _list_corpus(cfg)
-    with JobRay(cfg.address, cfg.store, echo) as job_ray:
-        if cfg.address is not None:  # before anything is planned or written
-            job_ray.check_nodes(items)
-        return _extract(cfg, names, specs, items, job_ray, echo, on_batch)
+    return cfg, names, specs, specs
 
 
-def _extract(cfg: ExtractConfig, names, specs, items, job_ray: JobRay, echo, on_batch):
+def _extract(cfg: ExtractConfig, names, specs, items, job_ray: JobRay, echo, on_batch, actor_specs):
     """Plan the store, run what is left through Ray, consolidate, summarise."""
     store, new_videos, added = open_or_create_store(
         cfg.store,
@@ -144,7 +160,7 @@ def _extract(cfg: ExtractConfig, names, specs, items, job_ray: JobRay, echo, on_
     if todo.num_rows:
         job_ray.start()
         cfg = _resolve_gpus(cfg)
-        run_passes(cfg, todo, specs, writer, telemetry, on_batch, job_ray.console)
+        run_passes(cfg, todo, actor_specs, writer, telemetry, on_batch, job_ray.console)
     if writer.open_shards:
         raise RuntimeError(f"shards {writer.open_shards} did not receive every row")
     fault_point("before_consolidate")

@@ -137,20 +137,28 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list, per_block=0,
     )
     return ds.map_batches(
         EncoderActor,
-        fn_constructor_kwargs={
-            "encoders": [s.to_dict() for s in specs],
-            "weights": cfg.weights,
-            "dtype": cfg.dtype,
-            "use_gpu": use_gpu,
-            "cpu_threads": cfg.encoder_threads or max(1, int(cfg.encoder_cpus)),
-            "time_steps": cfg.time_steps,
-            "grid": cfg.grid,
-            "batch_size": cfg.batch_size,
-            "random_weights": cfg.random_weights,
-        },
+        fn_constructor_kwargs=_actor_kwargs(cfg, specs, use_gpu),
         batch_size=cfg.batch_size,
         batch_format="numpy",
         compute=ActorPoolStrategy(size=cfg.encoder_actors),
         num_cpus=cfg.encoder_cpus,
         num_gpus=cfg.encoder_gpus or 0,
     )
+
+
+def _actor_kwargs(cfg: ExtractConfig, specs: list, use_gpu: bool) -> dict:
+    """What each encoder actor is built from (`jobs.workers.EncoderActor`)."""
+    from jobs.embed import embed_plan
+
+    return {
+        "encoders": [s.to_dict() for s in specs],
+        "weights": cfg.weights,
+        "dtype": cfg.dtype,
+        "use_gpu": use_gpu,
+        "cpu_threads": cfg.encoder_threads or max(1, int(cfg.encoder_cpus)),
+        "time_steps": cfg.time_steps,
+        "grid": cfg.grid,
+        "batch_size": cfg.batch_size,
+        "random_weights": cfg.random_weights,
+        "model": embed_plan(cfg.model).actor if cfg.model else None,
+    }

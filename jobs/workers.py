@@ -67,7 +67,11 @@ class EncoderActor:
         grid: int,
         batch_size: int = 0,
         random_weights: bool = False,
+        model: dict | None = None,
     ):
+        """``model``: `merv embed`'s model stage (``jobs.embed.EmbedPlan.actor``): ``encoders``
+        are then exactly the ones the model reads, aligned to its training store's grid, and
+        only its fused tokens leave the actor."""
         import torch
 
         from encoders import EncoderSpec, build_encoder
@@ -90,6 +94,12 @@ class EncoderActor:
             )
             for spec in specs
         }
+        self.stage = None
+        if model is not None:
+            from jobs.model_stage import ModelStage
+
+            self.time_steps, self.grid = int(model["time_steps"]), int(model["grid"])
+            self.stage = ModelStage(model, self.device)
         self.node = this_node()
         self._idle_since = time.perf_counter()
 
@@ -101,6 +111,8 @@ class EncoderActor:
         frames = batch.pop("frames")
         status, error = list(batch["status"]), list(batch["error"])
         wanted = [set(str(e).split(",")) for e in batch["encoders"]]
+        if self.stage is not None:  # a row that needs the model's tokens needs all its inputs
+            wanted = [set(self.encoders) if "fused" in w else set() for w in wanted]
         n = len(status)
         fault_point("actor_batch")
         for name, encoder in self.encoders.items():
@@ -125,6 +137,10 @@ class EncoderActor:
             # this encoder's seconds, shared by the batch's rows (telemetry: cost per encoder)
             for part in ("preprocess_s", "forward_s"):
                 batch[f"{part}:{name}"] = np.full(n, spent.get(part, 0.0) / max(n, 1))
+        if self.stage is not None:
+            spent = {}
+            self.stage(batch, status, error, spent)
+            batch["forward_s:fused"] = np.full(n, spent["forward_s"] / max(n, 1))
         if self.device == "cuda":
             torch.cuda.synchronize()
         batch["status"], batch["error"] = np.asarray(status), np.asarray(error)

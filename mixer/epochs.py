@@ -114,7 +114,7 @@ def streams_of(config: TrainConfig, data: TrainRows, readers: ReaderPool, rank=0
             rank=rank,
             world_size=world,
         )
-        return FeatureStream(data.store_url, data.encoders, rows, cfg, targets, readers)
+        return FeatureStream(data.store_url, data.read_encoders, rows, cfg, targets, readers)
 
     every = range(len(data.rows))
     return {

@@ -155,3 +155,8 @@ class SequenceConcat(nn.Module):
     def forward(self, xs: Sequence[Tensor]) -> FusionOutput:
         _check_inputs(xs, self.num_encoders)
         return torch.cat(list(xs), dim=1), None
+
+
+# A distilled student's adapters (`merv distill`), loaded when a config names them.
+FUSIONS.register_module("mlp_adapter", "mixer.adapters")
+FUSIONS.register_module("temporal_adapter", "mixer.adapters")

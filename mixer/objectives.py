@@ -20,6 +20,22 @@ OBJECTIVES = Registry("objective")
 register_objective = OBJECTIVES.register
 
 
+def objective_encoders(config) -> list[str]:
+    """Encoders the objective of ``config`` (a TrainConfig) reads beside the model's: an
+    objective class may say so with ``reads_encoders(options)`` (a distillation: its teacher's
+    encoders); their features reach ``loss_and_correct`` and ``correct`` after the targets."""
+    reads = getattr(OBJECTIVES.lookup(config.objective), "reads_encoders", None)
+    return list(reads(config.objective_options)) if reads else []
+
+
+def target_kind(config) -> str:
+    """What a row's target is: "labels" (a class index, the default), "text" (a conversation)
+    or "rows" (its position: an objective that needs neither); ``targets(options)`` of the
+    objective class says."""
+    kind = getattr(OBJECTIVES.lookup(config.objective), "targets", None)
+    return kind(config.objective_options) if kind else "labels"
+
+
 @register_objective("probe")
 class ProbeHead(nn.Module):
     """Classification probe that keeps token order.
@@ -68,3 +84,4 @@ class ProbeHead(nn.Module):
 
 
 OBJECTIVES.register_module("lm", "mixer.lm.objective")  # the frozen language model's loss
+OBJECTIVES.register_module("distill", "mixer.distill.objective")  # a teacher's fused tokens

@@ -78,17 +78,19 @@ def _exit_when_orphaned(parent: int) -> None:
 def read_window(
     rows: np.ndarray, store_url: str, encoders: list[str], pool_grid, pool_time
 ) -> list[np.ndarray]:
-    """Features of ``rows`` (in the order given) for each encoder, pooled if asked."""
+    """Features of ``rows`` (in the order given) for each encoder, pooled if asked; an encoder
+    named twice (a distillation's student and teacher both read it) is read once."""
     from pipeline.store import FeatureStore
 
     store = _STORES.get(store_url)
     if store is None:
         store = _STORES[store_url] = FeatureStore.open(store_url)
-    out = []
+    read: dict[str, np.ndarray] = {}
     for name in encoders:
-        x = _read_runs(store, name, np.asarray(rows, dtype=np.int64))
-        out.append(pool_features(x, store.grid, pool_grid, pool_time))
-    return out
+        if name not in read:
+            x = _read_runs(store, name, np.asarray(rows, dtype=np.int64))
+            read[name] = pool_features(x, store.grid, pool_grid, pool_time)
+    return [read[name] for name in encoders]
 
 
 def _read_runs(store, encoder: str, rows: np.ndarray) -> np.ndarray:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .config import TrainConfig
 from .dataset import choose_encoders, label_targets, open_store, read_labels
+from .objectives import objective_encoders, target_kind
 from .splits import read_named_split, split_indices
 
 
@@ -31,6 +32,15 @@ class TrainRows:
     val: np.ndarray
     fingerprints: dict[str, str | None]  # per encoder: what a checkpoint was trained on
     texts: list | None = None  # objective lm: the conversation of each of ``rows``
+    # Encoders the objective reads beside the model's (a distillation: its teacher's).
+    extra_encoders: list[str] = field(default_factory=list)
+    # How the model's inputs are made from a video: `feature_recipe` (saved with a checkpoint).
+    recipe: dict = field(default_factory=dict)
+
+    @property
+    def read_encoders(self) -> list[str]:
+        """What a batch holds, in order: the model's encoders, then the objective's own."""
+        return self.encoders + self.extra_encoders
 
     def part(self, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, targets) of the positions ``which``."""
@@ -52,12 +62,10 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
     st = open_store(config.store)
     url = config.store if isinstance(config.store, str) else st.url
     _refuse_while_written(url)
-    chosen = choose_encoders(st, config.encoders, url)
-    text_run = config.objective == "lm"  # targets are conversations, not class labels
-    label_map, source = (None, "") if text_run else read_labels(st, config.labels, url)
-    needed = chosen + [
-        e for e in choose_encoders(st, config.row_encoders or [], url) if e not in chosen
-    ]
+    chosen, extra, needed = _encoders(st, config, url)
+    kind = target_kind(config)  # class labels, conversations, or the rows themselves
+    text_run = kind == "text"
+    label_map, source = read_labels(st, config.labels, url) if kind == "labels" else (None, "")
     rows = np.sort(np.asarray(st.ok_rows(needed), dtype=np.int64))
     if rows.size == 0:
         raise ValueError(f"store {url} has no rows ok for every encoder of {needed}")
@@ -79,7 +87,7 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
         texts = None if texts is None else [t for t, k in zip(texts, kept, strict=True) if k]
         if rows.size == 0:
             raise ValueError(f"{named.source} puts every ok video in test: nothing to train on")
-    if text_run:  # target i is the run's conversation i; the fraction split is unstratified
+    if kind != "labels":  # target i is the run's conversation (or row) i; unstratified split
         classes, targets = [], np.arange(rows.size, dtype=np.int64)
         strata = np.zeros(rows.size, dtype=np.int64)
     else:
@@ -104,7 +112,30 @@ def select_rows(config: TrainConfig, log: Callable[[str], None] = print) -> Trai
         val=val,
         fingerprints={e: (st.encoder_attrs(e) or {}).get("fingerprint") for e in chosen},
         texts=texts,
+        extra_encoders=extra,
+        recipe=feature_recipe(st, url, chosen, config.pool_grid, config.pool_time),
     )
+
+
+def _encoders(st, config: TrainConfig, url: str) -> tuple[list[str], list[str], list[str]]:
+    """The model's encoders, the objective's own, and every encoder a row must be ok for."""
+    chosen = choose_encoders(st, config.encoders, url)
+    extra = choose_encoders(st, objective_encoders(config), url)
+    row_encoders = choose_encoders(st, config.row_encoders or [], url)
+    return chosen, extra, list(dict.fromkeys(chosen + row_encoders + extra))
+
+
+def feature_recipe(st, url: str, encoders: list[str], pool_grid, pool_time) -> dict:
+    """How a model's inputs are made from a video, saved with its checkpoint so `merv embed`
+    can make them from new videos: each encoder's spec (as the store recorded it), the store's
+    alignment (time steps, grid) and the read-time pooling."""
+    specs = {}
+    for name in encoders:
+        spec = dict((st.encoder_attrs(name) or {}).get("spec") or {})
+        spec.pop("fingerprint", None)  # derived: EncoderSpec recomputes it
+        specs[name] = spec
+    return {"store": url, "time_steps": int(st.time_steps), "grid": int(st.grid),
+            "pool_grid": pool_grid, "pool_time": pool_time, "encoders": specs}  # fmt: skip
 
 
 def _rows_with_text(st, rows: np.ndarray, config: TrainConfig, url: str, log):

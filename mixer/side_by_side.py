@@ -25,7 +25,7 @@ from .epochs import Run, TrainResult, end_epoch, open_epoch, streams_of, summari
 from .metrics import MetricsLog, plot_curves
 from .resume import Progress
 from .selection import TrainRows
-from .steps import autocast, micro_spans, to_device
+from .steps import autocast, micro_spans, split_inputs, to_device
 from .stream import Batch, ReaderPool
 
 # What may differ between runs trained side by side: the model, its optimizer and its outputs.
@@ -86,7 +86,7 @@ class _RngSlot:
 @dataclasses.dataclass
 class _Member:
     run: Run
-    columns: list[int]  # the run's encoders among the shared stream's
+    columns: list[int]  # the run's read encoders (its model's, its objective's) in the stream
     rng: _RngSlot
     log: Callable[[str], None]
 
@@ -112,6 +112,7 @@ def train_side_by_side(
     device = resolve_device(configs[0].device)
     union = _union_encoders(configs)
     shared = _select(configs[0].replace(encoders=union))
+    read = shared.read_encoders  # the shared stream's columns
     members = []
     for config, log in zip(configs, logs, strict=True):
         torch.manual_seed(config.seed)  # as `mixer.train`: the same initial weights
@@ -123,7 +124,7 @@ def train_side_by_side(
         opt, sched = build_optimizer(model, config, len(data.train))
         out = Path(config.out) if config.out else None
         run = Run(config, data, model, opt, sched, device, out, MetricsLog(out), 0, 1)
-        columns = [shared.encoders.index(e) for e in data.encoders]
+        columns = [read.index(e) for e in data.read_encoders]
         members.append(_Member(run, columns, _RngSlot(device), log))
     with ReaderPool(configs[0].loader_workers) as readers:
         streams = streams_of(configs[0], shared, readers)
@@ -149,7 +150,7 @@ def train_side_by_side(
         result.seconds, result.shared_read = share, len(members)
         if m.run.out is not None:
             m.run.checkpoint(p)
-            save_outputs(m.run.out, m.run.core, m.run.config)
+            save_outputs(m.run.out, m.run.core, m.run.config, m.run.data.recipe)
             plot_curves(m.run.out)
             write_results(m.run.out, result)
     return results
@@ -162,9 +163,14 @@ def _select(config: TrainConfig) -> TrainRows:
 
 
 def _union_encoders(configs: list[TrainConfig]) -> list[str] | None:
+    """Every encoder a run of the group reads: its model's and its objective's (a
+    distillation's teacher); None when one of them reads every encoder of the store."""
+    from .objectives import objective_encoders
+
     if any(c.encoders is None for c in configs):
         return None  # one of them reads every encoder: so does the group
-    return list(dict.fromkeys(e for c in configs for e in c.encoders))
+    read = (e for c in configs for e in [*c.encoders, *objective_encoders(c)])
+    return list(dict.fromkeys(read))
 
 
 def _check_shared(configs: list[TrainConfig]) -> None:
@@ -193,10 +199,11 @@ def _evaluate_all(members: list[_Member], stream, device) -> list[tuple | None]:
         feats, y = to_device(batch, device)
         for m, count in zip(members, counts, strict=True):
             cfg, core = m.run.config, m.run.core
+            mine, extra = split_inputs(core, [feats[j] for j in m.columns])
             for lo, hi in micro_spans(len(y), cfg.micro_batch_size):  # as `steps.evaluate`
                 with autocast(device, cfg.precision):
-                    out, w = core([feats[j][lo:hi] for j in m.columns])
-                count[0] += core.head.correct(out.float(), y[lo:hi])
+                    out, w = core([f[lo:hi] for f in mine])
+                count[0] += core.head.correct(out.float(), y[lo:hi], *[f[lo:hi] for f in extra])
                 if w is not None:
                     w = w.float().sum(0)
                     count[1] = w if count[1] is None else count[1] + w

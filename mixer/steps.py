@@ -30,6 +30,13 @@ def to_device(batch: Batch, device: torch.device) -> tuple[list[Tensor], Tensor]
     return feats, torch.from_numpy(batch.targets).to(device)
 
 
+def split_inputs(core, feats: list) -> tuple[list, list]:
+    """A batch's features (``TrainRows.read_encoders`` order) -> (the model's encoders', the
+    objective's own: a distillation's teacher encoders; usually none)."""
+    n = len(core.spec.encoders)
+    return feats[:n], feats[n:]
+
+
 @dataclass
 class StepOut:
     loss: float  # this batch's mean loss (this rank's rows)
@@ -57,6 +64,7 @@ def train_step(model, opt, sched, batch: Batch, device, config, autocast, world:
     core = getattr(model, "module", model)  # DDP wraps the model
     core.train()
     feats, y = to_device(batch, device)
+    feats, extra = split_inputs(core, feats)
     spans = micro_spans(len(y), config.micro_batch_size)
     weights = [float(core.head.loss_weight(y[lo:hi])) for lo, hi in spans]
     total = sum(weights)
@@ -71,7 +79,9 @@ def train_step(model, opt, sched, batch: Batch, device, config, autocast, world:
             with autocast(device, config.precision):
                 out, w = model([f[lo:hi] for f in feats])
                 if hi > lo:
-                    loss, right = core.head.loss_and_correct(out.float(), y[lo:hi])
+                    loss, right = core.head.loss_and_correct(
+                        out.float(), y[lo:hi], *[f[lo:hi] for f in extra]
+                    )
                 else:  # this rank's part of a short last batch is empty: it still steps
                     loss, right = out.float().sum() * 0.0, 0
             (loss * (world * weight / total if total else 0.0)).backward()
@@ -107,10 +117,11 @@ def evaluate(
         if not len(batch.rows):
             continue
         feats, y = to_device(batch, device)
+        feats, extra = split_inputs(core, feats)
         for lo, hi in micro_spans(len(y), micro):
             with autocast(device, precision):
                 out, w = core([f[lo:hi] for f in feats])
-            correct += core.head.correct(out.float(), y[lo:hi])
+            correct += core.head.correct(out.float(), y[lo:hi], *[f[lo:hi] for f in extra])
             if w is not None:
                 w = w.float().sum(0)
                 w_sum = w if w_sum is None else w_sum + w

@@ -111,7 +111,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         result.seconds = time.perf_counter() - t0
         if out and rank == 0:
             run.checkpoint(progress)
-            save_outputs(out, model, config)
+            save_outputs(out, model, config, data.recipe)
             plot_curves(out)
             write_results(out, result)  # last: a run with results.json is a finished run
             log(
@@ -171,11 +171,15 @@ def build_optimizer(
     return opt, sched
 
 
-def save_outputs(out: Path, model: MervMixer, config: TrainConfig) -> None:
+def save_outputs(out: Path, model: MervMixer, config: TrainConfig, recipe: dict) -> None:
+    """model.safetensors (with the train config and the feature recipe, `merv embed`'s way
+    from a video to the model's inputs, in its metadata) and train_config.yaml. An objective
+    may deliver another model than the one trained (``head.deliverable``: a distilled student
+    carries its teacher's head)."""
     out.mkdir(parents=True, exist_ok=True)
-    save_model(
-        model, out / "model.safetensors", extra={"train_config": json.dumps(config.to_dict())}
-    )
+    deliver = getattr(model.head, "deliverable", None)
+    extra = {"train_config": json.dumps(config.to_dict()), "features": json.dumps(recipe)}
+    save_model(deliver(model) if deliver else model, out / "model.safetensors", extra=extra)
     (out / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 

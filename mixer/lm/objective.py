@@ -28,6 +28,10 @@ class LanguageModelObjective(nn.Module):
     ``max_length`` (text tokens, 2048 as the reference), ``text`` (the text file, None: the
     manifest's columns; read by ``mixer.selection``)."""
 
+    @staticmethod
+    def targets(_options) -> str:
+        return "text"  # target i: the run's conversation i
+
     def __init__(
         self,
         d_model: int,

@@ -1,6 +1,7 @@
 """`merv demo` end to end at a small size: synthetic clips, extraction with the four tiny encoders
 through local Ray, the ablation (its variants side by side over one read), its report; then
-`merv explain` on the demo's own store: weights that sum to 1 and equal a direct forward."""
+`merv explain` on the demo's own store: weights that sum to 1 and equal a direct forward; and
+the distillation sweep's table and picture."""
 
 from __future__ import annotations
 
@@ -44,6 +45,25 @@ def test_the_demo_store_explained(tmp_path, ray_session, capsys):
     order = [data.video_ids.index(v) for v in table["video_id"]]
     np.testing.assert_allclose(w, direct.numpy()[order], rtol=1e-5, atol=1e-6)
     assert set(table["label"]) == {r[1] for r in _labels(out / "labels.csv")}
+    _the_sweep_is_charted(out / "students")
+
+
+def _the_sweep_is_charted(students) -> None:
+    """Step 4: one student per subset of the four encoders, each scored, a table and a PNG."""
+    from PIL import Image
+
+    rows = pq.read_table(students / "sweep.parquet").to_pylist()
+    assert len(rows) == 15 and len({r["encoders"] for r in rows}) == 15
+    assert all(r["rows"] > 0 and -1 <= r["cosine"] <= 1 and r["cost_s"] > 0 for r in rows)
+    full = next(r for r in rows if r["encoders"].count(",") == 3)
+    assert full["cost_ratio"] == 1.0 and all(r["cost_ratio"] < 1.0 for r in rows if r is not full)
+    cheapest = min(rows, key=lambda r: (r["cost_s"], -r["kept"]))
+    assert cheapest["pareto"]  # nothing costs less and keeps more
+    table = (students / "sweep.md").read_text()
+    lines = [line for line in table.splitlines() if line.startswith("|") and "-mlp" in line]
+    assert len(lines) == 15 and "teacher accuracy" in table
+    with Image.open(students / "sweep.png") as png:
+        assert png.format == "PNG" and png.size[0] > 300
 
 
 def _labels(path) -> list[tuple[str, str]]:
