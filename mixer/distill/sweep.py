@@ -124,7 +124,7 @@ def pareto_plot(rows: list[dict], path: Path, keep: float, chosen: dict | None) 
 
 
 def _short(student: str) -> str:
-    """"languagebind-tiny+dinov2-tiny-mlp" -> "lang+dino": a label that fits the chart."""
+    """ "languagebind-tiny+dinov2-tiny-mlp" -> "lang+dino": a label that fits the chart."""
     return "+".join(e.split("-")[0][:4] for e in student.rsplit("-", 1)[0].split("+"))
 
 
