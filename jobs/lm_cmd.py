@@ -48,6 +48,7 @@ def add_parsers(sub) -> None:
 
 def _eval(args, echo=print) -> int:
     from mixer.checkpoint import saved_train_config
+    from mixer.distill.student import scored_like_teacher
     from mixer.lm.evaluate import (
         held_out_loss,
         load_lm_checkpoint,
@@ -56,8 +57,9 @@ def _eval(args, echo=print) -> int:
     )
 
     model = load_lm_checkpoint(args.checkpoint)
-    report = {"held_out": held_out_loss(model, saved_train_config(args.checkpoint, args.store),
-                                        lambda *_: None)}  # fmt: skip
+    # a distilled student is scored on its teacher's held-out rows and text
+    config = scored_like_teacher(saved_train_config(args.checkpoint, args.store), args.store)
+    report = {"held_out": held_out_loss(model, config, lambda *_: None)}
     if args.mcq:
         report["multiple_choice"] = multiple_choice(model, args.store, read_mcq(args.mcq))
     if args.json:

@@ -67,3 +67,11 @@ def student_name(encoders: list[str], adapter: str) -> str:
 
 def default_out(teacher: str) -> Path:
     return teacher_file(teacher).parent.parent / "students"
+
+
+def scored_like_teacher(config: TrainConfig, store: str | None = None) -> TrainConfig:
+    """The run whose held-out rows, split and text score a checkpoint: a student's teacher's
+    (a distillation reads no text; its rows and split are its teacher's), any other run's own."""
+    if config.objective != "distill":
+        return config
+    return saved_train_config(teacher_file(config.objective_options["teacher"]), store)

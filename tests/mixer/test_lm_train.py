@@ -131,6 +131,21 @@ def test_alignment_then_eval_generate_export_and_import(tiny_lm, caption_store, 
     assert report["multiple_choice"]["accuracy"] >= 0.9  # clearly above chance
     assert report["held_out"]["videos"] == 16 and report["held_out"]["perplexity"] < 2.0
 
+    # a student of the informative encoder alone, distilled from the aligned mixture, serves
+    # the same language model: its tokens answer the held-out questions as well
+    student = tmp_path / "student"
+    said = run(capsys, "distill", url, "--teacher", str(out), "--student-encoders", "a",
+               "--out", str(student), "--loader-workers", "0", "--no-progress")  # fmt: skip
+    assert "student a vs teacher a+b on 16 held-out videos" in said
+    scores = json.loads((student / "distill_eval.json").read_text())
+    assert scores["metric_name"] == "cosine" and scores["cosine"] > 0.9
+    taught = json.loads(
+        run(capsys, "eval", url, "--checkpoint", str(student), "--mcq", str(mcq), "--json")
+    )
+    assert taught["held_out"]["videos"] == 16
+    assert taught["multiple_choice"]["accuracy"] >= 0.9
+    assert taught["held_out"]["loss"] < 2 * report["held_out"]["loss"] + 0.1
+
     for i in held_out[:4]:  # two of each class
         said = run(capsys, "generate", url, "--checkpoint", str(out), "--video-id", f"vid{i:04d}")
         colour, motion = CAPTIONS[y[i]].split()[1], CAPTIONS[y[i]].split()[-1]

@@ -46,6 +46,14 @@ MUTATIONS = [
         why="the student is scored on the videos it was trained on",
     ),
     dict(
+        id="distill-lm-student-scored-on-its-own-rows",
+        file="mixer/distill/student.py",
+        old='    if config.objective != "distill":\n        return config\n    return saved_train_config(',
+        new="    return config\n    return saved_train_config(",
+        tests=["tests/mixer/test_lm_train.py::test_alignment_then_eval_generate_export_and_import"],
+        why="merv eval of a language-model teacher's student finds no text to score it on",
+    ),
+    dict(
         id="embed-store-alignment-ignored",
         file="jobs/workers.py",
         old='            self.time_steps, self.grid = int(model["time_steps"]), int(model["grid"])\n',
