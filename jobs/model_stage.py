@@ -13,9 +13,8 @@ import json
 
 import numpy as np
 
+from jobs.embed import FUSED
 from pipeline import failures
-
-FUSED = "fused"
 
 
 class ModelStage:

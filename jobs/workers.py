@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from jobs.embed import FUSED
 from pipeline import failures, fetch
 from pipeline.decode_rows import decode_rows
 from pipeline.faults import fault_point
@@ -112,7 +113,7 @@ class EncoderActor:
         status, error = list(batch["status"]), list(batch["error"])
         wanted = [set(str(e).split(",")) for e in batch["encoders"]]
         if self.stage is not None:  # a row that needs the model's tokens needs all its inputs
-            wanted = [set(self.encoders) if "fused" in w else set() for w in wanted]
+            wanted = [set(self.encoders) if FUSED in w else set() for w in wanted]
         n = len(status)
         fault_point("actor_batch")
         for name, encoder in self.encoders.items():
