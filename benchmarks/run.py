@@ -17,6 +17,7 @@ SECTIONS = {
     "lm": "benchmarks.lm_bench",  # MERV's alignment step split: data, projectors + mixer, LM
     "ablation": "benchmarks.ablation_bench",  # a grid: shared-read fast path vs one by one
     "distill": "benchmarks.distill_bench",  # a SigLIP-only student served vs its 4-encoder teacher
+    "decode": "benchmarks.decode_bench",  # HD decoding: exact vs fast, GOP-aware seeks, bytes
 }
 
 

@@ -85,6 +85,25 @@ def _add_extract_resources(p) -> None:
         dest="decode_workers",
         help="concurrent decode tasks (default: all free CPUs)",
     )
+    p.add_argument(
+        "--decode-mode",
+        choices=["exact", "fast"],
+        dest="decode_mode",
+        help="exact: frames at their coded size (up to 1080p), as the reference decodes them "
+        "(default); fast: shrunk in the decoder to the encoders' need (README: Decoding speed)",
+    )
+    p.add_argument(
+        "--decode-short-side",
+        type=int,
+        dest="decode_short_side",
+        help="fast mode's frame short side (default: twice the largest encoder input)",
+    )
+    p.add_argument(
+        "--decode-threads",
+        type=int,
+        dest="decode_threads",
+        help="decoder threads per decode task (1; 0 = FFmpeg's choice)",
+    )
     p.add_argument("--max-video-retries", type=int, dest="max_video_retries", help=_RETRIES)
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="encoder dtype")
     p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")

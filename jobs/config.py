@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.config import ConfigError, Range, check_ranges
+from pipeline.decode_settings import MODES as DECODE_MODES
 from pipeline.sampling import NUM_SAMPLED_FRAMES
 
 # The allowed values of every number field of ExtractConfig, checked when the config is made,
@@ -24,6 +25,8 @@ RANGES = {
     "encoder_gpus": Range(0, none=True),
     "decode_workers": Range(0),
     "decode_memory_mb": Range(1),
+    "decode_short_side": Range(0),
+    "decode_threads": Range(0),
     "max_video_retries": Range(0),
     "read_timeout_s": Range(0),
     # no more steps than decoded frames, no more cells than the largest patch grid of MERV's
@@ -47,6 +50,13 @@ class ExtractConfig:
     encoder_gpus: float | None = None  # GPUs per actor (fractional ok); None = 1 if CUDA else 0
     decode_workers: int = 0  # concurrent decode tasks; 0 = let Ray use the free CPUs
     decode_memory_mb: int = 512  # memory reserved per decode task (bounds frames in flight)
+    # How frames are decoded (pipeline.decode_settings; README "Decoding speed"), part of every
+    # encoder's fingerprint: "exact" = at their coded size up to 1080p, as the reference decodes
+    # them; "fast" = shrunk in the decoder to decode_short_side, so only encoder-sized frames
+    # travel. "" = exact, or for `merv embed` the mode the model's training store was decoded in.
+    decode_mode: str = ""
+    decode_short_side: int = 0  # fast: the short side to decode at; 0 = 2x the largest input
+    decode_threads: int = 1  # decoder threads per decode task (Ray runs one task per core)
     max_video_retries: int = 2  # retries of a video whose decode kills its worker; then failed
     read_timeout_s: float = 120.0  # time limit of one remote video read (all tries); 0 = none
     dtype: str = "auto"  # encoder compute dtype: auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16
@@ -86,6 +96,11 @@ class ExtractConfig:
                 "second one): remove the field"
             )
         check_ranges(self, RANGES)
+        if self.decode_mode not in ("", *DECODE_MODES):
+            raise ConfigError(
+                f"decode_mode: {self.decode_mode!r} is not allowed; it must be one of "
+                f"{list(DECODE_MODES)} (README: Decoding speed)"
+            )
         failed_allowed(self.max_failed, 0)  # refuse a malformed value now, not at the end
 
 

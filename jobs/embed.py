@@ -46,6 +46,8 @@ class EmbedPlan:
     time_steps: int  # the output store's layout: the model's tokens
     grid: int
     actor: dict  # the encoder actors' model stage (jobs.model_stage.ModelStage)
+    # how the training store's frames were decoded, when every input agrees (None: exact)
+    decode: dict | None = None
 
 
 def embed_plan(model: str) -> EmbedPlan:
@@ -77,7 +79,14 @@ def embed_plan(model: str) -> EmbedPlan:
     actor = {"path": str(path.resolve()), "encoders": list(spec.encoders),
              "time_steps": recipe["time_steps"], "grid": recipe["grid"],
              "pool_grid": recipe["pool_grid"], "pool_time": recipe["pool_time"]}  # fmt: skip
-    return EmbedPlan(specs, store_spec, spec.time_steps, grid, actor)
+    return EmbedPlan(specs, store_spec, spec.time_steps, grid, actor, _decode(recipe))
+
+
+def _decode(recipe: dict) -> dict | None:
+    """The training store's decode tag when all the model's encoders share it (a store whose
+    encoders were decoded differently serves exact unless told otherwise)."""
+    tags = list((recipe.get("decode") or {}).values())
+    return tags[0] if tags and all(t == tags[0] for t in tags) else None
 
 
 def _recipe(path: Path) -> dict:

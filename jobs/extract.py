@@ -25,6 +25,7 @@ from jobs.telemetry import Telemetry
 from jobs.writer import ShardWriter
 from pipeline import failures
 from pipeline.config import ConfigError, to_yaml
+from pipeline.decode_settings import EXACT, FAST, DecodeSettings
 from pipeline.faults import fault_point
 from pipeline.rows import FAILED, TIMING_COLUMNS, work_table
 from pipeline.sources import VideoItem, list_videos
@@ -119,6 +120,12 @@ def _job_encoders(cfg: ExtractConfig):
             if not cfg.random_weights:
                 check_spec_weights(plan.encoder_specs, cfg.weights)
             cfg = dataclasses.replace(cfg, time_steps=plan.time_steps, grid=plan.grid)
+            if not cfg.decode_mode and plan.decode:  # decode as the model's features were
+                cfg = dataclasses.replace(
+                    cfg,
+                    decode_mode=plan.decode["mode"],
+                    decode_short_side=plan.decode["short_side"],
+                )
             return cfg, [FUSED], [plan.store_spec], plan.encoder_specs
         # registers the config's own encoders; a missing checkpoint fails here, in one line
         # (random weights: nothing to load, so nothing to find)
@@ -133,6 +140,8 @@ def _job_encoders(cfg: ExtractConfig):
 
 def _extract(cfg: ExtractConfig, names, specs, items, job_ray: JobRay, echo, on_batch, actor_specs):
     """Plan the store, run what is left through Ray, consolidate, summarise."""
+    decode = decode_settings(cfg, actor_specs)  # resolved into the config the job saves
+    cfg = dataclasses.replace(cfg, decode_mode=decode.mode, decode_short_side=decode.short_side)
     store, new_videos, added = open_or_create_store(
         cfg.store,
         items,
@@ -142,6 +151,7 @@ def _extract(cfg: ExtractConfig, names, specs, items, job_ray: JobRay, echo, on_
         cfg.grid,
         cfg.num_frames,
         overwrite=tuple(cfg.overwrite_encoders),
+        decode_tag=decode.fingerprint_tag(),
     )
     fault_point("after_create")
     _save_effective_config(store, cfg, echo)
@@ -169,6 +179,21 @@ def _extract(cfg: ExtractConfig, names, specs, items, job_ray: JobRay, echo, on_
     _write_json(store, "extract_summary.json", telemetry.summary())
     echo(telemetry.report())
     return telemetry
+
+
+def decode_settings(cfg: ExtractConfig, specs: list) -> DecodeSettings:
+    """The job's decoding: its mode, fast mode's frame size (default 2x the largest input of the
+    encoders the actors run) and threads; a fast size below an encoder's input is refused."""
+    sizes = [s.image_size for s in specs]
+    decode = DecodeSettings.for_encoders(
+        cfg.decode_mode or EXACT, cfg.decode_short_side, cfg.decode_threads, sizes
+    )
+    if decode.mode == FAST and decode.short_side < max(sizes, default=0):
+        raise ConfigError(
+            f"decode_short_side: {decode.short_side} is below the {max(sizes)}-pixel input of "
+            "the job's encoders, which would then enlarge frames; use at least that (0: twice it)"
+        )
+    return decode
 
 
 def _save_effective_config(store: FeatureStore, cfg: ExtractConfig, echo) -> None:

@@ -131,7 +131,15 @@ def _build_dataset(cfg: ExtractConfig, todo: pa.Table, specs: list, per_block=0,
         num_cpus=1,
         batch_format="numpy",
         memory=cfg.decode_memory_mb * 2**20,
-        fn_kwargs={"num_frames": cfg.num_frames, "read_timeout_s": cfg.read_timeout_s},
+        fn_kwargs={
+            "num_frames": cfg.num_frames,
+            "read_timeout_s": cfg.read_timeout_s,
+            "decode": {
+                "mode": cfg.decode_mode or "exact",
+                "short_side": cfg.decode_short_side,
+                "threads": cfg.decode_threads,
+            },
+        },
         **decode_opts,
         **decode_task_options(retries),
     )

@@ -7,6 +7,8 @@ status (its commit markers): a row committed for an encoder is never recomputed 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 
@@ -27,8 +29,30 @@ class ShardWork:
     encoders_by_row: dict[int, tuple[str, ...]]  # which encoders each of those rows needs
 
 
-def _spec_entry(spec) -> tuple[int, dict]:
-    return spec.width, {**spec.to_dict(), "fingerprint": spec.fingerprint()}
+def stored_fingerprint(spec, decode_tag: dict | None = None) -> str:
+    """The fingerprint a store records for ``spec``'s features: the spec's own, mixed with how
+    frames were decoded when that is not exact (``DecodeSettings.fingerprint_tag``), so fast-
+    and exact-decoded features never share an array. Exact keeps the spec's own fingerprint,
+    so stores made before decode modes existed resume unchanged."""
+    if not decode_tag:
+        return spec.fingerprint()
+    canon = json.dumps(decode_tag, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{spec.fingerprint()}|decode={canon}".encode()).hexdigest()[:16]
+
+
+def _spec_entry(spec, decode_tag: dict | None) -> tuple[int, dict]:
+    entry = {**spec.to_dict(), "fingerprint": stored_fingerprint(spec, decode_tag)}
+    if decode_tag:
+        entry["decode"] = decode_tag
+    return spec.width, entry
+
+
+def _decode_words(tag: dict | None) -> str:
+    return f"{tag['mode']} decoding at {tag['short_side']}" if tag else "exact decoding"
+
+
+def _decoded_as(store: FeatureStore, name: str) -> str:
+    return _decode_words((store.encoder_attrs(name).get("spec") or {}).get("decode"))
 
 
 def open_or_create_store(
@@ -40,14 +64,16 @@ def open_or_create_store(
     grid: int,
     num_frames: int,
     overwrite: tuple[str, ...] = (),
+    decode_tag: dict | None = None,
 ) -> tuple[FeatureStore, int, list[str]]:
-    """The store for this job: created, or grown by new videos and new encoders."""
+    """The store for this job: created, or grown by new videos and new encoders; ``decode_tag``
+    says how this job decodes (None: exact), part of every encoder's stored fingerprint."""
     if not FeatureStore.exists(url):
         plan = plan_shards(items, shard_size)
         store = FeatureStore.create(
             url,
             plan.video_ids,
-            {s.name: _spec_entry(s) for s in specs},
+            {s.name: _spec_entry(s, decode_tag) for s in specs},
             shard_size,
             time_steps,
             grid,
@@ -63,24 +89,23 @@ def open_or_create_store(
             )
     added = []
     for spec in specs:
+        fingerprint = stored_fingerprint(spec, decode_tag)
         if spec.name in store.encoders:
-            have = store.encoder_attrs(spec.name).get("fingerprint")
-            if have == spec.fingerprint():
+            have, want = store.encoder_attrs(spec.name).get("fingerprint"), fingerprint
+            if have == want:
                 continue
             if spec.name not in overwrite:
                 raise StoreError(
-                    f"store {url}: encoder {spec.name} was extracted with spec {have}, this job's "
-                    f"spec is {spec.fingerprint()}; refusing to mix them. Pass "
+                    f"store {url}: encoder {spec.name} was extracted with spec {have} "
+                    f"({_decoded_as(store, spec.name)}), this job's spec is {want} "
+                    f"({_decode_words(decode_tag)}); refusing to mix them. Pass "
                     f"--overwrite-encoder {spec.name} to re-extract it, or use a new --store"
                 )
             log.warning(
-                "dropping %s (spec %s) to re-extract it with spec %s",
-                spec.name,
-                have,
-                spec.fingerprint(),
+                "dropping %s (spec %s) to re-extract it with spec %s", spec.name, have, want
             )
             store.drop_encoder(spec.name)
-        store.add_encoder(spec.name, *_spec_entry(spec))
+        store.add_encoder(spec.name, *_spec_entry(spec, decode_tag))
         added.append(spec.name)
     known = set(store.video_ids)
     new_ids = sorted({it.video_id for it in items} - known)

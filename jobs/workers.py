@@ -14,6 +14,7 @@ import numpy as np
 from jobs.embed import FUSED
 from pipeline import failures, fetch
 from pipeline.decode_rows import decode_rows
+from pipeline.decode_settings import DecodeSettings
 from pipeline.faults import fault_point
 
 
@@ -29,12 +30,16 @@ def this_node() -> str:
 
 
 def decode_batch(
-    batch: dict[str, np.ndarray], num_frames: int, read_timeout_s: float = fetch.READ_TIMEOUT_S
+    batch: dict[str, np.ndarray],
+    num_frames: int,
+    read_timeout_s: float = fetch.READ_TIMEOUT_S,
+    decode: dict | None = None,
 ) -> dict[str, np.ndarray]:
+    """``decode``: the job's ``DecodeSettings`` as a dict (mode, short side, threads)."""
     fetch.READ_TIMEOUT_S = read_timeout_s  # this worker's time limit for a remote read
     # Each row's source (path, URL or tar member) honouring its start/end; how to reach it and
     # listing-time failures are the work row's own columns (see pipeline.decode_rows).
-    out = decode_rows(batch, num_frames)
+    out = decode_rows(batch, num_frames, DecodeSettings(**decode) if decode else None)
     out["decode_node"] = np.full(len(out["row"]), this_node())
     return out
 

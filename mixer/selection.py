@@ -129,13 +129,15 @@ def feature_recipe(st, url: str, encoders: list[str], pool_grid, pool_time) -> d
     """How a model's inputs are made from a video, saved with its checkpoint so `merv embed`
     can make them from new videos: each encoder's spec (as the store recorded it), the store's
     alignment (time steps, grid) and the read-time pooling."""
-    specs = {}
+    specs, decode = {}, {}
     for name in encoders:
         spec = dict((st.encoder_attrs(name) or {}).get("spec") or {})
         spec.pop("fingerprint", None)  # derived: EncoderSpec recomputes it
+        decode[name] = spec.pop("decode", None)  # how its frames were decoded (None: exact)
         specs[name] = spec
     return {"store": url, "time_steps": int(st.time_steps), "grid": int(st.grid),
-            "pool_grid": pool_grid, "pool_time": pool_time, "encoders": specs}  # fmt: skip
+            "pool_grid": pool_grid, "pool_time": pool_time, "encoders": specs,
+            "decode": decode}  # fmt: skip
 
 
 def _rows_with_text(st, rows: np.ndarray, config: TrainConfig, url: str, log):

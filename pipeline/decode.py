@@ -5,14 +5,15 @@ Order of work, each step there because a cheaper one can lie:
 1. fetch: a remote source or tar member becomes a local temporary file (``pipeline.fetch``);
 2. probe: one PyAV demux pass gives the true frame count, every frame's timestamp, the rotation
    and the container format (``pipeline.probe``);
-3. decode: decord first (fast sparse seeks), single-threaded decord where its threaded decoder
-   fails, PyAV (sequential, exact) last. decord is skipped where it is known to return wrong
-   frames: rotated streams and MPEG-PS/TS. A result whose frame count disagrees with the probe
-   is rejected, not trusted;
-4. upright and bounded: frames are turned by the display rotation, and very large frames are
-   shrunk *while decoding* (short side <= 1080, long side <= 3840 by default), so one video's
-   32 frames stay under ~400 MB. Everything up to 1080p decodes at full size, pixel for pixel
-   what the reference sees; larger inputs record their source size in the manifest.
+3. decode: GOP-aware sparse seeking with PyAV first (``pipeline.seek``: one seek per group of
+   pictures, unneeded non-reference frames dropped), then decord, single-threaded decord where
+   its threaded decoder fails, and PyAV in order (exact, sequential) last. decord is skipped
+   where it is known to return wrong frames: rotated streams and MPEG-PS/TS. A result whose frame
+   count disagrees with the probe is rejected, not trusted;
+4. upright and sized: frames are turned by the display rotation and leave the decoder at the
+   size the job's ``DecodeSettings`` asks (``pipeline.decode_settings``: exact = as coded up to
+   1080p, fast = the encoders' size); the manifest records the keyframe interval seen and the
+   frames the decoder had to produce.
 
 Truncated or damaged files keep the frames that decode when that is at least half of them
 (noted in ``note``); otherwise they fail. Every failure is a ``DecodeError`` whose one-line
@@ -30,10 +31,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline import failures
+from pipeline.decode_settings import INTERPOLATION, DecodeSettings
 from pipeline.failures import DecodeError, one_line
 from pipeline.fetch import open_local
 from pipeline.probe import Probe, ProbeOpenError, decord_probe, probe
 from pipeline.sampling import NUM_SAMPLED_FRAMES, clip_range, sample_indices
+from pipeline.seek import decode_sparse
 
 if TYPE_CHECKING:
     from pipeline.sources.item import TarMember
@@ -41,11 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["DecodeError", "DecodedVideo", "decode_video"]
 log = logging.getLogger(__name__)
 
-MAX_SHORT_SIDE = 1080
-MAX_LONG_SIDE = 3840
-MAX_SOURCE_PIXELS = 16384 * 16384  # beyond this even one decoded frame is unreasonable
 SALVAGE_MIN_FRACTION = 0.5
-DECODERS = ("decord", "decord-1thread", "pyav")  # tried in this order
+DECODERS = ("pyav-seek", "decord", "decord-1thread", "pyav")  # tried in this order
 
 
 _DECORD_NOISE = re.compile(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: |Stack trace.*")
@@ -70,6 +70,8 @@ class DecodedVideo:
     source_width: int = 0
     rotation: int = 0  # counter-clockwise degrees applied to stand the frames upright
     note: str | None = None  # salvage or resize remark for the manifest
+    keyframe_interval: float | None = None  # median frames between keyframes
+    frames_decoded: int | None = None  # frames the decoder produced (None: decord, not counted)
 
     @property
     def height(self) -> int:
@@ -87,21 +89,11 @@ class _Plan:
     stop: int
     indices: np.ndarray  # absolute frame numbers to decode
     size: tuple[int, int] | None  # (width, height) to decode at, None = as coded
-
-
-def _decode_size(w: int, h: int, max_short: int, max_long: int) -> tuple[int, int] | None:
-    if w <= 0 or h <= 0:
-        return None
-    if w * h > MAX_SOURCE_PIXELS:
-        raise DecodeError(failures.TOO_LARGE, f"frames are {w}x{h}")
-    scale = min(1.0, max_short / min(w, h), max_long / max(w, h))
-    if scale >= 1.0:
-        return None
-    return 2 * max(1, round(w * scale / 2)), 2 * max(1, round(h * scale / 2))
+    threads: int = 1  # decoder threads
 
 
 def _plan(
-    info: Probe, num_frames: int, start: float | None, end: float | None, caps: tuple[int, int]
+    info: Probe, num_frames: int, start: float | None, end: float | None, how: DecodeSettings
 ) -> _Plan:
     first, stop = clip_range(info.timestamps, start, end)
     if stop <= first:
@@ -110,7 +102,8 @@ def _plan(
             failures.NO_FRAMES, f"clip [{start}, {end}) s holds no frame; frames span {span} s"
         )
     indices = first + sample_indices(stop - first, num_frames)
-    return _Plan(info.n_frames, first, stop, indices, _decode_size(info.width, info.height, *caps))
+    size = how.frame_size(info.width, info.height)
+    return _Plan(info.n_frames, first, stop, indices, size, how.threads)
 
 
 def _decode_decord(path: str, plan: _Plan, threads: int) -> np.ndarray:
@@ -123,6 +116,16 @@ def _decode_decord(path: str, plan: _Plan, threads: int) -> np.ndarray:
     return reader.get_batch([int(i) for i in plan.indices]).asnumpy()
 
 
+def _decode_sparse(path: str, plan: _Plan, info: Probe) -> tuple[np.ndarray, int]:
+    got = decode_sparse(path, info, plan.indices, plan.size, plan.threads, INTERPOLATION)
+    missing = [int(i) for i in plan.indices if int(i) not in got.frames]
+    if missing:
+        raise RuntimeError(
+            f"{len(set(missing))} sampled frame(s) did not decode, first {missing[0]}"
+        )
+    return np.stack([got.frames[int(i)] for i in plan.indices]), got.decoded
+
+
 def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str | None]:
     """Decode in order up to the last wanted frame; stop at the first error (kept frames, frames
     decoded, error text)."""
@@ -131,7 +134,7 @@ def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str 
     wanted, last = set(int(i) for i in plan.indices), int(plan.indices.max())
     kept: dict[int, np.ndarray] = {}
     size = (
-        {"width": plan.size[0], "height": plan.size[1], "interpolation": "AREA"}
+        {"width": plan.size[0], "height": plan.size[1], "interpolation": INTERPOLATION}
         if plan.size
         else {}
     )
@@ -139,7 +142,9 @@ def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str 
     try:
         with av.open(path, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_count = plan.threads
+            if plan.threads != 1:
+                stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 if count in wanted:
                     kept[count] = frame.to_ndarray(format="rgb24", **size)
@@ -151,10 +156,10 @@ def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str 
     return kept, count, None
 
 
-def _decode_pyav(path: str, plan: _Plan) -> tuple[np.ndarray, _Plan, str | None]:
+def _decode_pyav(path: str, plan: _Plan) -> tuple[np.ndarray, _Plan, str | None, int]:
     kept, count, err = _pyav_pass(path, plan)
     if all(int(i) in kept for i in plan.indices):
-        return np.stack([kept[int(i)] for i in plan.indices]), plan, None
+        return np.stack([kept[int(i)] for i in plan.indices]), plan, None, count
     # Fewer frames decode than the container holds (truncated, damaged): salvage the prefix
     # when it is most of the range, resampled over what exists; never pad with made-up frames.
     want = plan.stop - plan.first
@@ -164,18 +169,23 @@ def _decode_pyav(path: str, plan: _Plan) -> tuple[np.ndarray, _Plan, str | None]
             failures.UNDECODABLE, f"only {have} of {want} frames decode ({err or 'EOF'})"
         )
     indices = plan.first + sample_indices(have, plan.indices.size)
-    salvaged = _Plan(plan.n_total, plan.first, plan.first + have, indices, plan.size)
-    kept, _, _ = _pyav_pass(path, salvaged)
+    salvaged = _Plan(plan.n_total, plan.first, plan.first + have, indices, plan.size, plan.threads)
+    kept, again, _ = _pyav_pass(path, salvaged)
     if not all(int(i) in kept for i in indices):
         raise DecodeError(
             failures.UNDECODABLE, f"frame count unstable between passes ({err or 'EOF'})"
         )
     note = f"salvaged {have} of {want} frames ({err or 'early end of stream'})"
-    return np.stack([kept[int(i)] for i in indices]), salvaged, note
+    return np.stack([kept[int(i)] for i in indices]), salvaged, note, count + again
 
 
 def _finish(
-    frames: np.ndarray, plan: _Plan, info: Probe, decoder: str, note: str | None
+    frames: np.ndarray,
+    plan: _Plan,
+    info: Probe,
+    decoder: str,
+    note: str | None,
+    decoded: int | None = None,
 ) -> DecodedVideo:
     k = info.rotation // 90
     if k:
@@ -198,6 +208,8 @@ def _finish(
         info.width,
         info.rotation,
         note,
+        info.keyframe_interval,
+        decoded,
     )
 
 
@@ -209,44 +221,62 @@ def _check(frames: np.ndarray, plan: _Plan, info: Probe) -> np.ndarray:
     return frames
 
 
+def _decord_only(path: str, size: int, err: ProbeOpenError, plan_for) -> DecodedVideo:
+    """A file PyAV cannot open: decord (single-threaded) gets its try."""
+    reasons = [err.detail]
+    try:
+        info = decord_probe(path)
+    except Exception as derr:  # noqa: BLE001
+        reasons.append(_reason("decord", derr))
+        raise DecodeError(failures.EMPTY if size == 0 else err.kind, "; ".join(reasons)) from derr
+    plan = plan_for(info)
+    try:
+        frames = _check(_decode_decord(path, plan, 1), plan, info)
+    except Exception as derr:  # noqa: BLE001
+        reasons.append(_reason("decord", derr))
+        raise DecodeError(err.kind, "; ".join(reasons)) from derr
+    return _finish(frames, plan, info, "decord-1thread", "pyav could not open the file")
+
+
+def _decode_with(name: str, path: str, plan: _Plan, info: Probe) -> DecodedVideo:
+    if name == "pyav-seek":
+        frames, decoded = _decode_sparse(path, plan, info)
+        return _finish(_check(frames, plan, info), plan, info, name, None, decoded)
+    if name == "pyav":
+        frames, used, note, decoded = _decode_pyav(path, plan)
+        return _finish(_check(frames, used, info), used, info, name, note, decoded)
+    frames = _decode_decord(path, plan, threads=plan.threads if name == "decord" else 1)
+    return _finish(_check(frames, plan, info), plan, info, name, None)
+
+
+def _applies(name: str, info: Probe, threads: int) -> bool:
+    if name == "pyav-seek":
+        return info.seekable
+    if name.startswith("decord") and not info.decord_safe:
+        return False
+    return not (name == "decord-1thread" and threads == 1)  # "decord" was just that
+
+
 def _decode_file(
     path: str,
     size: int,
     num_frames: int,
     start: float | None,
     end: float | None,
-    caps: tuple[int, int],
+    how: DecodeSettings,
     decoders: tuple[str, ...],
 ) -> DecodedVideo:
-    reasons: list[str] = []
     try:
         info = probe(path)
     except ProbeOpenError as err:  # PyAV cannot open it: decord still gets its try
-        reasons.append(err.detail)
-        try:
-            info = decord_probe(path)
-        except Exception as derr:  # noqa: BLE001
-            reasons.append(_reason("decord", derr))
-            raise DecodeError(
-                failures.EMPTY if size == 0 else err.kind, "; ".join(reasons)
-            ) from derr
-        plan = _plan(info, num_frames, start, end, caps)
-        try:
-            frames = _check(_decode_decord(path, plan, 1), plan, info)
-        except Exception as derr:  # noqa: BLE001
-            reasons.append(_reason("decord", derr))
-            raise DecodeError(err.kind, "; ".join(reasons)) from derr
-        return _finish(frames, plan, info, "decord-1thread", "pyav could not open the file")
-    plan = _plan(info, num_frames, start, end, caps)
+        return _decord_only(path, size, err, lambda i: _plan(i, num_frames, start, end, how))
+    plan = _plan(info, num_frames, start, end, how)
+    reasons: list[str] = []
     for name in decoders:
-        if name.startswith("decord") and not info.decord_safe:
+        if not _applies(name, info, how.threads):
             continue
         try:
-            if name == "pyav":
-                frames, used, note = _decode_pyav(path, plan)
-                return _finish(_check(frames, used, info), used, info, name, note)
-            frames = _decode_decord(path, plan, threads=0 if name == "decord" else 1)
-            return _finish(_check(frames, plan, info), plan, info, name, None)
+            return _decode_with(name, path, plan, info)
         except Exception as err:  # noqa: BLE001 - every decoder's error becomes a reason
             log.debug("%s failed on %s: %s", name, path, err)
             reasons.append(_reason(name, err))
@@ -261,8 +291,7 @@ def decode_video(
     end: float | None = None,
     storage_options: dict | None = None,
     member: TarMember | None = None,
-    max_short_side: int = MAX_SHORT_SIDE,
-    max_long_side: int = MAX_LONG_SIDE,
+    settings: DecodeSettings | None = None,
     decoders: tuple[str, ...] = DECODERS,
 ) -> DecodedVideo:
     """Decode the ``num_frames`` sampled frames of ``source``, or of its clip [start, end).
@@ -275,18 +304,18 @@ def decode_video(
         storage_options: fsspec options for a URL or a tar member's shard.
         member: a WebDataset member's byte range in its shard: one ranged read instead of
             fsspec's tar scan.
-        max_short_side, max_long_side: larger frames are shrunk while decoding.
+        settings: the decode mode (exact or fast), its frame size and decoder threads
+            (``pipeline.decode_settings``; default exact, one thread).
         decoders: the decoders to try, in order (a subset of ``DECODERS``).
 
     Returns:
         The frames (uint8, upright), their source frame numbers and timestamps, and what
-        decoding found (``DecodedVideo``).
+        decoding found and cost (``DecodedVideo``).
 
     Raises:
         DecodeError: whenever no frames come out; ``str(err)`` is one line that starts with
             its class (``pipeline.failures``: missing, unreachable, corrupt, no-frames, ...).
     """
+    how = settings or DecodeSettings()
     with open_local(source, storage_options, member) as (path, size):
-        return _decode_file(
-            path, size, num_frames, start, end, (max_short_side, max_long_side), decoders
-        )
+        return _decode_file(path, size, num_frames, start, end, how, decoders)

@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline import failures
 from pipeline.decode import DecodedVideo, decode_video
+from pipeline.decode_settings import DecodeSettings
 from pipeline.failures import DecodeError, one_line
 from pipeline.faults import fault_point
 from pipeline.rows import (
@@ -54,12 +55,23 @@ def _member(batch: dict[str, np.ndarray], i: int) -> TarMember | None:
 
 def decode_facts(video: DecodedVideo) -> dict[str, Any]:
     """Per-video decode facts written to the manifest beside the core columns."""
-    values = (video.source_height, video.source_width, video.rotation, video.note)
+    values = (
+        video.source_height,
+        video.source_width,
+        video.rotation,
+        video.note,
+        video.keyframe_interval,
+        video.frames_decoded,
+    )
     return dict(zip(DECODE_FACT_COLUMNS, values, strict=True))
 
 
 def _decode_row(
-    batch: dict[str, np.ndarray], i: int, num_frames: int, extra: dict[str, Any]
+    batch: dict[str, np.ndarray],
+    i: int,
+    num_frames: int,
+    extra: dict[str, Any],
+    settings: DecodeSettings | None = None,
 ) -> tuple[DecodedVideo | None, str]:
     """Row ``i`` decoded (or None) and why not; ``extra`` gains the clip bounds and facts."""
     start, end = _bound(batch, "start", i), _bound(batch, "end", i)
@@ -77,6 +89,7 @@ def _decode_row(
             end=end,
             storage_options=json.loads(str(batch["storage_options"][i])) or None,
             member=_member(batch, i),
+            settings=settings,
         )
     except DecodeError as err:
         return None, one_line(err, 500)
@@ -87,9 +100,12 @@ def _decode_row(
     return video, ""
 
 
-def decode_rows(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.ndarray]:
+def decode_rows(
+    batch: dict[str, np.ndarray], num_frames: int, settings: DecodeSettings | None = None
+) -> dict[str, np.ndarray]:
     """The decoded rows of a batch of work rows: its columns but ``LISTING_COLUMNS``, plus
-    ``frames``, ``status``, ``error``, ``DECODE_COLUMNS``, ``decode_s`` and the new ``extra``."""
+    ``frames``, ``status``, ``error``, ``DECODE_COLUMNS``, ``decode_s`` and the new ``extra``;
+    decoded as ``settings`` say (``pipeline.decode_settings``; default exact)."""
     n = len(batch["row"])
     out: dict[str, list] = {
         k: [] for k in ("frames", "status", "error", *DECODE_COLUMNS, "decode_s", "extra")
@@ -107,7 +123,7 @@ def decode_rows(batch: dict[str, np.ndarray], num_frames: int) -> dict[str, np.n
     for i in range(n):
         began = time.perf_counter()
         extra = json.loads(str(batch["extra"][i])) if "extra" in batch else {}
-        video, error = _decode_row(batch, i, num_frames, extra)
+        video, error = _decode_row(batch, i, num_frames, extra, settings)
         frames, meta = np.zeros((0, 0, 0, 3), np.uint8), empty
         if video is not None:
             frames = video.frames

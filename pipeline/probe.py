@@ -37,6 +37,10 @@ PYAV_ONLY_FORMATS = frozenset(
         "rawvideo",
     }
 )
+# Containers that store decode times only: FFmpeg makes each packet's pts up from its dts, so
+# with B-frames the pts do not name frames in presentation order (PyAV's seeking decoder would
+# mislabel them, and single-threaded decord returns a neighbour near the end): decode in order.
+NO_PTS_FORMATS = frozenset({"avi"})
 NOT_VIDEO_FORMATS = frozenset({"tty"})  # ffmpeg renders any .txt/.nfo file as ANSI art "video"
 _TEXT_MAGIC = (b"PK\x03\x04", b"%PDF", b"\x7fELF", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!")
 _FIRST_FRAME_TRIES = 64  # packets fed to the decoder to find the first frame (and its rotation)
@@ -54,10 +58,35 @@ class Probe:
     rotation: int  # counter-clockwise degrees the frames must turn to stand upright (0/90/180/270)
     fps: float
     timestamps: np.ndarray  # float64 [n], seconds from the first frame, presentation order
+    # Every frame's pts in presentation order (int64 [n], stream time base) where every packet
+    # carries a distinct one, else None: what lets a decoder name the frames it gets after a seek.
+    pts: np.ndarray | None = None
+    keyframes: np.ndarray | None = None  # int64: presentation indices of the keyframes
 
     @property
     def n_frames(self) -> int:
         return int(self.timestamps.size)
+
+    @property
+    def keyframe_interval(self) -> float | None:
+        """Median frames between consecutive keyframes (the frame count when there is one):
+        up to this many frames a sparse seek decodes to reach one sampled frame."""
+        if self.keyframes is None or self.keyframes.size == 0:
+            return None
+        if self.keyframes.size == 1:
+            return float(self.n_frames)
+        return float(np.median(np.diff(self.keyframes)))
+
+    @property
+    def seekable(self) -> bool:
+        """Frames can be sought and named by pts (``pipeline.seek``): every frame has its own
+        pts, and the container is not one whose seeks are byte guesses (MPEG-PS/TS, pipes)."""
+        fmt = set(self.format.split(","))
+        return (
+            self.pts is not None
+            and not (fmt & (PYAV_ONLY_FORMATS | NO_PTS_FORMATS))
+            and not self.format.endswith("_pipe")
+        )
 
     @property
     def decord_safe(self) -> bool:
@@ -65,7 +94,7 @@ class Probe:
         fmt = set(self.format.split(","))
         return (
             self.rotation == 0
-            and not (fmt & PYAV_ONLY_FORMATS)
+            and not (fmt & (PYAV_ONLY_FORMATS | NO_PTS_FORMATS))
             and not self.format.endswith("_pipe")
         )
 
@@ -98,12 +127,21 @@ def _fps(stream, timestamps: np.ndarray) -> float:
     return 0.0
 
 
-def _demux(container, stream) -> tuple[list[int], float | None]:
-    """Every packet's presentation time (pts, else dts, else its number) and the rotation that
-    rides on the first decoded frame; a damaged tail ends the pass, not the probe."""
+@dataclass
+class _Packets:
+    times: list[int]  # presentation time of each packet: pts, else dts, else its number
+    all_pts: bool  # every packet had its own pts
+    key_times: list[int]  # times of the keyframe packets
+
+
+def _demux(container, stream) -> tuple[_Packets, float | None]:
+    """Every packet's presentation time and keyframe flag, and the rotation that rides on the
+    first decoded frame; a damaged tail ends the pass, not the probe."""
     import av
 
     times: list[int] = []
+    key_times: list[int] = []
+    all_pts = True
     rotation_deg: float | None = None
     first_frame_seen = False
     try:
@@ -111,7 +149,11 @@ def _demux(container, stream) -> tuple[list[int], float | None]:
             if packet.size <= 0:
                 continue
             stamp = packet.pts if packet.pts is not None else packet.dts
-            times.append(stamp if stamp is not None else i)
+            stamp = stamp if stamp is not None else i
+            all_pts = all_pts and packet.pts is not None
+            times.append(stamp)
+            if packet.is_keyframe:
+                key_times.append(stamp)
             if not first_frame_seen and i < _FIRST_FRAME_TRIES:  # rotation rides on frames
                 try:
                     for frame in packet.decode():
@@ -120,7 +162,15 @@ def _demux(container, stream) -> tuple[list[int], float | None]:
                     pass
     except av.error.FFmpegError:
         pass  # truncated or damaged tail: the packets read so far are what exists
-    return times, rotation_deg
+    return _Packets(times, all_pts, key_times), rotation_deg
+
+
+def _frame_pts(packets: _Packets, stamps: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The sorted pts (None when some packet had none or two share one: frames could not be
+    named by it) and the keyframes' presentation indices."""
+    unique = packets.all_pts and bool(np.all(np.diff(stamps) > 0))
+    keys = np.searchsorted(stamps, np.asarray(packets.key_times, dtype=np.int64))
+    return (stamps if unique else None), np.unique(keys).astype(np.int64)
 
 
 def probe(path: str) -> Probe:
@@ -148,7 +198,8 @@ def probe(path: str) -> Probe:
                 failures.NO_VIDEO_STREAM, f"pyav: {fmt} with {'/'.join(kinds)} streams only"
             )
         stream = container.streams.video[0]
-        times, rotation_deg = _demux(container, stream)
+        packets, rotation_deg = _demux(container, stream)
+        times = packets.times
         if not times:
             raise DecodeError(failures.NO_FRAMES, f"pyav: {fmt} video stream holds no frames")
         tb = float(stream.time_base) if stream.time_base else 0.0
@@ -160,6 +211,7 @@ def probe(path: str) -> Probe:
         fps = _fps(stream, timestamps)
         if tb <= 0 and fps > 0:
             timestamps = timestamps / fps
+        pts, keyframes = _frame_pts(packets, stamps)
         return Probe(
             format=fmt,
             width=int(stream.width or 0),
@@ -167,6 +219,8 @@ def probe(path: str) -> Probe:
             rotation=_rotation(rotation_deg),
             fps=fps,
             timestamps=timestamps,
+            pts=pts,
+            keyframes=keyframes,
         )
 
 
@@ -181,4 +235,5 @@ def decord_probe(path: str) -> Probe:
     fps = float(reader.get_avg_fps() or 0.0)
     ok = np.all(np.isfinite(stamps)) and np.all(np.diff(stamps) >= 0) and stamps.min() >= 0
     stamps = stamps - stamps[0] if ok else np.arange(n) / (fps or 1.0)
-    return Probe("decord", int(first[1]), int(first[0]), 0, fps, stamps)
+    keyframes = np.asarray(reader.get_key_indices(), dtype=np.int64)
+    return Probe("decord", int(first[1]), int(first[0]), 0, fps, stamps, None, keyframes)

@@ -63,9 +63,17 @@ DECODE_COLUMNS = (
 )
 TIMING_COLUMNS = ("decode_s", "encode_s", "idle_s")  # seconds per row, for telemetry only
 # Decode facts the manifest keeps beside its core columns, as extra columns where they apply:
-# the clip asked for, and what decoding found (coded size, rotation, salvage or resize note).
+# the clip asked for, and what decoding found (coded size, rotation, salvage or resize note)
+# and cost (median frames between keyframes, frames the decoder produced for the samples).
 CLIP_COLUMNS = ("clip_start", "clip_end")
-DECODE_FACT_COLUMNS = ("source_height", "source_width", "rotation", "decode_note")
+DECODE_FACT_COLUMNS = (
+    "source_height",
+    "source_width",
+    "rotation",
+    "decode_note",
+    "keyframe_interval",
+    "frames_decoded",
+)
 
 MANIFEST_SCHEMA = pa.schema(
     [

@@ -4,6 +4,7 @@ feature store, planning and the shard writer are in store.py."""
 _SAMPLING = "tests/pipeline/test_sampling.py"
 _DECODE = "tests/pipeline/test_decode.py"
 _INPUTS = "tests/pipeline/test_decode_inputs.py"
+_SEEK = "tests/pipeline/test_seek.py"
 _CORPUS = "tests/pipeline/test_store_and_corpus.py"
 _SOURCES = "tests/pipeline/test_sources.py"
 _JOBS = "tests/jobs/test_writer_and_planning.py"
@@ -86,10 +87,61 @@ MUTATIONS = [
     dict(
         id="decode-backend-order",
         file="pipeline/decode.py",
-        old='DECODERS = ("decord", "decord-1thread", "pyav")',
-        new='DECODERS = ("pyav", "decord", "decord-1thread")',
-        tests=[f"{_DECODE}::test_pyav_fallback_gives_the_same_frames_as_decord"],
-        why="sequential PyAV first: every long video decoded start to end, decord never used",
+        old='DECODERS = ("pyav-seek", "decord", "decord-1thread", "pyav")',
+        new='DECODERS = ("pyav", "pyav-seek", "decord", "decord-1thread")',
+        tests=[f"{_DECODE}::test_every_decoder_gives_todays_frames_on_real_clips"],
+        why="sequential PyAV first: every long video decoded start to end, seeking never used",
+    ),
+    # ------------------------------------------------------------------ GOP-aware seeking
+    dict(
+        id="seek-group-by-next-keyframe",
+        file="pipeline/seek.py",
+        old='at = int(np.searchsorted(keys, i, side="right")) - 1',
+        new='at = int(np.searchsorted(keys, i, side="left")) - 1',
+        tests=[f"{_SEEK}::test_seek_groups_split_samples_by_their_governing_keyframe"],
+        why="a sampled keyframe is grouped with the GOP before it: a seek too early, or too late",
+    ),
+    dict(
+        id="seek-drops-wanted-nonref-frames",
+        file="pipeline/seek.py",
+        old="keep = packet.pts is None or int(packet.pts) in wanted_pts",
+        new="keep = packet.pts is None",
+        tests=[f"{_SEEK}::test_merv_sampling_decodes_fewer_frames_than_everything"],
+        why="sampled B-frames are dropped with the unneeded ones: the seeking decoder never works",
+    ),
+    dict(
+        id="seek-trusts-out-of-order-pts",
+        file="pipeline/seek.py",
+        old="if i <= previous:  # the pts are not presentation times",
+        new="if False:  # the pts are not presentation times",
+        tests=[f"{_SEEK}::test_files_whose_pts_cannot_name_frames_are_declined"],
+        why="made-up pts (AVI with B-frames) name frames in decode order: neighbours stored",
+    ),
+    dict(
+        id="seek-avi-taken-as-seekable",
+        file="pipeline/probe.py",
+        old='and not (fmt & (PYAV_ONLY_FORMATS | NO_PTS_FORMATS))\n            and not self.format.endswith("_pipe")\n        )\n\n    @property\n    def decord_safe',
+        new='and not (fmt & PYAV_ONLY_FORMATS)\n            and not self.format.endswith("_pipe")\n        )\n\n    @property\n    def decord_safe',
+        tests=[f"{_SEEK}::test_files_whose_pts_cannot_name_frames_are_declined"],
+        why="AVI's made-up pts used to seek: the check catches it, a decode pass wasted per video",
+    ),
+    dict(
+        id="decode-fast-size-from-one-encoder",
+        file="pipeline/decode_settings.py",
+        old="FAST_SCALE = 2 ",
+        new="FAST_SCALE = 1 ",
+        tests=[
+            "tests/jobs/test_decode_modes.py::test_fast_frames_travel_at_the_encoders_size_under_their_own_fingerprint"
+        ],
+        why="fast frames at the encoders' own size: their resize no longer antialiases",
+    ),
+    dict(
+        id="decode-fast-fingerprint-ignored",
+        file="jobs/planning.py",
+        old="    if not decode_tag:\n        return spec.fingerprint()",
+        new="    if True:\n        return spec.fingerprint()",
+        tests=["tests/jobs/test_decode_modes.py::test_a_store_refuses_the_other_decode_mode"],
+        why="fast- and exact-decoded features mixed in one array without a word",
     ),
     dict(
         id="decode-rotation-clockwise",
