@@ -28,6 +28,12 @@ def add_parser(sub) -> None:
     p.add_argument("--encoder-gpus", type=float, dest="encoder_gpus", help="GPUs per actor")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], help="encoder dtype")
     p.add_argument("--weights", help="local weights per encoder: name=/path[,name=/path]")
+    p.add_argument(
+        "--decode-mode",
+        choices=["exact", "fast"],
+        dest="decode_mode",
+        help="default: as the model's training store was decoded (README: Decoding speed)",
+    )
     p.add_argument("--retry-failed", action="store_const", const=True, dest="retry_failed")
     p.add_argument("--no-progress", action="store_const", const=False, dest="progress")
     p.set_defaults(handler=run_embed_cli)

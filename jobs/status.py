@@ -25,6 +25,7 @@ def store_status(url: str) -> dict:
             "pending": int((status == PENDING).sum()),
             "width": store.width(name),
             "fingerprint": store.encoder_attrs(name).get("fingerprint"),
+            "decode": _decode_mode(store.encoder_attrs(name)),
         }
     committed = store.committed_shards()
     return {
@@ -46,6 +47,13 @@ def store_status(url: str) -> dict:
     }
 
 
+def _decode_mode(attrs: dict) -> str:
+    """How the encoder's frames were decoded: exact, or fast@SHORT_SIDE (README "Decoding
+    speed")."""
+    tag = (attrs.get("spec") or {}).get("decode")
+    return f"{tag['mode']}@{tag['short_side']}" if tag else "exact"
+
+
 def format_status(info: dict, failed_only: bool = False) -> str:
     lines = []
     if not failed_only:
@@ -53,12 +61,13 @@ def format_status(info: dict, failed_only: bool = False) -> str:
             f"store {info['store']}: {info['rows']} videos, shards {info['shards']['committed']}/"
             f"{info['shards']['total']} committed for every encoder, features "
             f"[{info['time_steps']}, {info['grid']}x{info['grid']}, C] float16",
-            f"{'encoder':<22}{'ok':>7}{'failed':>8}{'pending':>9}{'width':>7}  fingerprint",
+            f"{'encoder':<22}{'ok':>7}{'failed':>8}{'pending':>9}{'width':>7}  fingerprint"
+            "       decode",
         ]
         for name, e in info["encoders"].items():
             lines.append(
                 f"{name:<22}{e['ok']:>7}{e['failed']:>8}{e['pending']:>9}{e['width']:>7}"
-                f"  {e['fingerprint']}"
+                f"  {e['fingerprint']}  {e['decode']}"
             )
     if info["failures"] or failed_only:
         lines.append(f"{len(info['failures'])} failed videos:")

@@ -23,7 +23,6 @@ message starts with its class (``pipeline.failures``) followed by each decoder's
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from pipeline import failures
 from pipeline.decode_settings import INTERPOLATION, DecodeSettings
 from pipeline.failures import DecodeError, one_line
 from pipeline.fetch import open_local
+from pipeline.in_order import Plan, decode_in_order
 from pipeline.probe import Probe, ProbeOpenError, decord_probe, probe
 from pipeline.sampling import NUM_SAMPLED_FRAMES, clip_range, sample_indices
 from pipeline.seek import decode_sparse
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["DecodeError", "DecodedVideo", "decode_video"]
 log = logging.getLogger(__name__)
 
-SALVAGE_MIN_FRACTION = 0.5
 DECODERS = ("pyav-seek", "decord", "decord-1thread", "pyav")  # tried in this order
 
 
@@ -82,19 +81,9 @@ class DecodedVideo:
         return int(self.frames.shape[2])
 
 
-@dataclass(frozen=True)
-class _Plan:
-    n_total: int  # frames in the file (what a decoder must agree with)
-    first: int  # clip range [first, stop) in source frame numbers
-    stop: int
-    indices: np.ndarray  # absolute frame numbers to decode
-    size: tuple[int, int] | None  # (width, height) to decode at, None = as coded
-    threads: int = 1  # decoder threads
-
-
 def _plan(
     info: Probe, num_frames: int, start: float | None, end: float | None, how: DecodeSettings
-) -> _Plan:
+) -> Plan:
     first, stop = clip_range(info.timestamps, start, end)
     if stop <= first:
         span = f"{info.timestamps[0]:.3f}..{info.timestamps[-1]:.3f}"
@@ -103,10 +92,10 @@ def _plan(
         )
     indices = first + sample_indices(stop - first, num_frames)
     size = how.frame_size(info.width, info.height)
-    return _Plan(info.n_frames, first, stop, indices, size, how.threads)
+    return Plan(info.n_frames, first, stop, indices, size, how.threads)
 
 
-def _decode_decord(path: str, plan: _Plan, threads: int) -> np.ndarray:
+def _decode_decord(path: str, plan: Plan, threads: int) -> np.ndarray:
     import decord
 
     size = {"width": plan.size[0], "height": plan.size[1]} if plan.size else {}
@@ -116,7 +105,7 @@ def _decode_decord(path: str, plan: _Plan, threads: int) -> np.ndarray:
     return reader.get_batch([int(i) for i in plan.indices]).asnumpy()
 
 
-def _decode_sparse(path: str, plan: _Plan, info: Probe) -> tuple[np.ndarray, int]:
+def _decode_sparse(path: str, plan: Plan, info: Probe) -> tuple[np.ndarray, int]:
     got = decode_sparse(path, info, plan.indices, plan.size, plan.threads, INTERPOLATION)
     missing = [int(i) for i in plan.indices if int(i) not in got.frames]
     if missing:
@@ -126,62 +115,9 @@ def _decode_sparse(path: str, plan: _Plan, info: Probe) -> tuple[np.ndarray, int
     return np.stack([got.frames[int(i)] for i in plan.indices]), got.decoded
 
 
-def _pyav_pass(path: str, plan: _Plan) -> tuple[dict[int, np.ndarray], int, str | None]:
-    """Decode in order up to the last wanted frame; stop at the first error (kept frames, frames
-    decoded, error text)."""
-    import av
-
-    wanted, last = set(int(i) for i in plan.indices), int(plan.indices.max())
-    kept: dict[int, np.ndarray] = {}
-    size = (
-        {"width": plan.size[0], "height": plan.size[1], "interpolation": INTERPOLATION}
-        if plan.size
-        else {}
-    )
-    count = 0
-    try:
-        with av.open(path, metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.thread_count = plan.threads
-            if plan.threads != 1:
-                stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                if count in wanted:
-                    kept[count] = frame.to_ndarray(format="rgb24", **size)
-                count += 1
-                if count > last:
-                    break
-    except (av.error.FFmpegError, OSError) as err:
-        return kept, count, f"{type(err).__name__}: {one_line(err, 120)}"
-    return kept, count, None
-
-
-def _decode_pyav(path: str, plan: _Plan) -> tuple[np.ndarray, _Plan, str | None, int]:
-    kept, count, err = _pyav_pass(path, plan)
-    if all(int(i) in kept for i in plan.indices):
-        return np.stack([kept[int(i)] for i in plan.indices]), plan, None, count
-    # Fewer frames decode than the container holds (truncated, damaged): salvage the prefix
-    # when it is most of the range, resampled over what exists; never pad with made-up frames.
-    want = plan.stop - plan.first
-    have = max(0, min(plan.stop, count) - plan.first)
-    if have < max(1, math.ceil(SALVAGE_MIN_FRACTION * want)):
-        raise DecodeError(
-            failures.UNDECODABLE, f"only {have} of {want} frames decode ({err or 'EOF'})"
-        )
-    indices = plan.first + sample_indices(have, plan.indices.size)
-    salvaged = _Plan(plan.n_total, plan.first, plan.first + have, indices, plan.size, plan.threads)
-    kept, again, _ = _pyav_pass(path, salvaged)
-    if not all(int(i) in kept for i in indices):
-        raise DecodeError(
-            failures.UNDECODABLE, f"frame count unstable between passes ({err or 'EOF'})"
-        )
-    note = f"salvaged {have} of {want} frames ({err or 'early end of stream'})"
-    return np.stack([kept[int(i)] for i in indices]), salvaged, note, count + again
-
-
 def _finish(
     frames: np.ndarray,
-    plan: _Plan,
+    plan: Plan,
     info: Probe,
     decoder: str,
     note: str | None,
@@ -213,7 +149,7 @@ def _finish(
     )
 
 
-def _check(frames: np.ndarray, plan: _Plan, info: Probe) -> np.ndarray:
+def _check(frames: np.ndarray, plan: Plan, info: Probe) -> np.ndarray:
     w, h = plan.size or (info.width, info.height)
     expected = (plan.indices.size, h, w, 3)
     if frames.shape != expected:
@@ -238,12 +174,12 @@ def _decord_only(path: str, size: int, err: ProbeOpenError, plan_for) -> Decoded
     return _finish(frames, plan, info, "decord-1thread", "pyav could not open the file")
 
 
-def _decode_with(name: str, path: str, plan: _Plan, info: Probe) -> DecodedVideo:
+def _decode_with(name: str, path: str, plan: Plan, info: Probe) -> DecodedVideo:
     if name == "pyav-seek":
         frames, decoded = _decode_sparse(path, plan, info)
         return _finish(_check(frames, plan, info), plan, info, name, None, decoded)
     if name == "pyav":
-        frames, used, note, decoded = _decode_pyav(path, plan)
+        frames, used, note, decoded = decode_in_order(path, plan)
         return _finish(_check(frames, used, info), used, info, name, note, decoded)
     frames = _decode_decord(path, plan, threads=plan.threads if name == "decord" else 1)
     return _finish(_check(frames, plan, info), plan, info, name, None)

@@ -11,6 +11,7 @@ import pytest
 
 from encoders import ENCODER_SETS, get_spec
 from jobs.planning import stored_fingerprint
+from jobs.status import store_status
 from pipeline.decode import decode_video
 from pipeline.store import FeatureStore, StoreError
 from tests.helpers import direct_encode, run_extract_quietly
@@ -69,7 +70,7 @@ def test_fast_mode_features_stay_within_cosine_0999_of_exact(stores):
         b = fast.read_rows(name, range(5)).astype(np.float64).reshape(5, -1)
         cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
         worst[name] = float(cos.min())
-        assert (cos >= 0.999).all(), (name, dict(zip(exact.video_ids, cos.round(5))))
+        assert (cos >= 0.999).all(), (name, dict(zip(exact.video_ids, cos.round(5), strict=True)))
     small = exact.video_ids.index("mmaction2_part_0")  # below the fast size: the same frames
     for name in TINY:
         assert np.array_equal(exact.read_rows(name, [small]), fast.read_rows(name, [small]))
@@ -91,6 +92,8 @@ def test_fast_frames_travel_at_the_encoders_size_under_their_own_fingerprint(sto
         assert attrs["spec"]["decode"] == tag
         assert attrs["fingerprint"] == stored_fingerprint(get_spec(name), tag)
         assert attrs["fingerprint"] != exact.encoder_attrs(name)["fingerprint"]
+    assert store_status(fast.url)["encoders"][TINY[0]]["decode"] == "fast@448"
+    assert store_status(exact.url)["encoders"][TINY[0]]["decode"] == "exact"
     saved = open(f"{fast.root}/_jobs/extract.yaml").read()
     assert "decode_mode: fast" in saved and "decode_short_side: 448" in saved
 
@@ -102,3 +105,32 @@ def test_a_store_refuses_the_other_decode_mode(stores, hd_corpus):
     with pytest.raises(StoreError, match="exact decoding.*this job.*fast decoding at 336"):
         run_extract_quietly(hd_corpus, exact.url, "tiny", decode_mode="fast",
                             decode_short_side=336, **JOB)  # fmt: skip
+
+
+def test_a_model_is_served_with_the_decoding_its_features_had(stores, monkeypatch):
+    """The feature recipe a checkpoint keeps carries the store's decode tag; `merv embed`
+    decodes new videos the same way unless told otherwise."""
+    from types import SimpleNamespace
+
+    import jobs.embed
+    from encoders import EncoderSpec
+    from jobs.config import ExtractConfig
+    from jobs.extract import _job_encoders
+    from mixer.selection import feature_recipe
+
+    exact, fast = stores
+    tag = fast.encoder_attrs(TINY[0])["spec"]["decode"]
+    recipe = feature_recipe(fast, fast.url, list(TINY[:2]), None, None)
+    assert recipe["decode"] == dict.fromkeys(TINY[:2], tag)
+    spec = EncoderSpec.from_dict(recipe["encoders"][TINY[0]])  # "decode" is not a spec field
+    assert spec == get_spec(TINY[0])
+    assert jobs.embed._decode(recipe) == tag
+    assert jobs.embed._decode({**recipe, "decode": {TINY[0]: tag, TINY[1]: None}}) is None
+    assert jobs.embed._decode(feature_recipe(exact, exact.url, list(TINY), None, None)) is None
+
+    plan = SimpleNamespace(encoder_specs=[spec], store_spec=None, time_steps=16, grid=8, decode=tag)
+    monkeypatch.setattr(jobs.embed, "embed_plan", lambda model: plan)
+    served = _job_encoders(ExtractConfig(model="m.safetensors", random_weights=True))[0]
+    assert (served.decode_mode, served.decode_short_side) == ("fast", 448)
+    told = ExtractConfig(model="m.safetensors", random_weights=True, decode_mode="exact")
+    assert _job_encoders(told)[0].decode_mode == "exact"

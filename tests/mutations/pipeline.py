@@ -54,7 +54,7 @@ MUTATIONS = [
     # ------------------------------------------------------------------ decode
     dict(
         id="decode-salvage-5-percent",
-        file="pipeline/decode.py",
+        file="pipeline/in_order.py",
         old="SALVAGE_MIN_FRACTION = 0.5",
         new="SALVAGE_MIN_FRACTION = 0.05",
         tests=[f"{_DECODE}::test_pyav_refuses_to_salvage_less_than_half"],
@@ -62,7 +62,7 @@ MUTATIONS = [
     ),
     dict(
         id="decode-salvage-floor",
-        file="pipeline/decode.py",
+        file="pipeline/in_order.py",
         old="if have < max(1, math.ceil(SALVAGE_MIN_FRACTION * want)):",
         new="if have < max(1, int(SALVAGE_MIN_FRACTION * want)):",
         tests=[f"{_DECODE}::test_pyav_refuses_to_salvage_less_than_half"],
@@ -70,7 +70,7 @@ MUTATIONS = [
     ),
     dict(
         id="decode-salvage-strict",
-        file="pipeline/decode.py",
+        file="pipeline/in_order.py",
         old="if have < max(1, math.ceil(SALVAGE_MIN_FRACTION * want)):",
         new="if have <= max(1, math.ceil(SALVAGE_MIN_FRACTION * want)):",
         tests=[f"{_DECODE}::test_pyav_salvages_a_prefix_of_at_least_half"],
@@ -78,7 +78,7 @@ MUTATIONS = [
     ),
     dict(
         id="decode-salvage-ignores-clip-start",
-        file="pipeline/decode.py",
+        file="pipeline/in_order.py",
         old="indices = plan.first + sample_indices(have, plan.indices.size)",
         new="indices = sample_indices(have, plan.indices.size)",
         tests=[f"{_DECODE}::test_pyav_salvages_a_prefix_of_at_least_half"],

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import decode
+from pipeline import in_order
 from pipeline.decode import DecodeError, decode_video
 from pipeline.synthetic import ClipSpec, render_clip, write_video
 from tests.conftest import REAL_CORPUS
@@ -44,8 +44,11 @@ def test_every_decoder_gives_todays_frames_on_real_clips(real_corpus, name):
     assert np.array_equal(chosen.indices, in_order.indices)
     assert np.array_equal(chosen.timestamps, in_order.timestamps)
     assert np.array_equal(chosen.frames, in_order.frames)
-    # decord as the chain ran it before (its own threads): still first choice for nothing, but
-    # the frames every store so far holds
+    # decord as the chain ran it before (its own threads): the frames stores so far hold. Not on
+    # AVI with B-frames: there decord returns frame 98 for 102 now and then (always with one
+    # thread), which is why AVI is decoded in order now.
+    if name == "ntu_S001C001P001R001A001_rgb.avi":
+        return
     import decord  # after PyAV: imported first, its bundled FFmpeg shadows PyAV's encoders
 
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=0)
@@ -60,11 +63,11 @@ def _every_frame(path: str) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def _plan_for(first: int, want: int) -> decode._Plan:
+def _plan_for(first: int, want: int) -> in_order.Plan:
     """A plan for frames [first, first + want), as a probe that counted that many packets would
     make it (a damaged file whose tail packets do not decode)."""
     indices = np.asarray([first + i * (want - 1) // 31 for i in range(32)], dtype=np.int64)
-    return decode._Plan(first + want, first, first + want, indices, None)
+    return in_order.Plan(first + want, first, first + want, indices, None)
 
 
 # mmaction2_part_0.mp4 decodes 32 frames. Salvage needs at least half the wanted range.
@@ -83,7 +86,7 @@ def _plan_for(first: int, want: int) -> decode._Plan:
 )
 def test_pyav_salvages_a_prefix_of_at_least_half(real_corpus, first, want, expected):
     path = str(real_corpus / "mmaction2_part_0.mp4")
-    frames, used, note, decoded = decode._decode_pyav(path, _plan_for(first, want))
+    frames, used, note, decoded = in_order.decode_in_order(path, _plan_for(first, want))
     have = min(32, first + want) - first
     assert decoded == (32 if have == want else 64)  # a salvage decodes twice
     assert used.indices.tolist() == expected
@@ -103,7 +106,7 @@ def test_pyav_refuses_to_salvage_less_than_half(real_corpus, first, want):
     path = str(real_corpus / "mmaction2_part_0.mp4")
     have = 32 - first
     with pytest.raises(DecodeError) as info:
-        decode._decode_pyav(path, _plan_for(first, want))
+        in_order.decode_in_order(path, _plan_for(first, want))
     assert info.value.kind == "undecodable"
     assert str(info.value) == f"undecodable: only {have} of {want} frames decode (EOF)"
 

@@ -65,7 +65,9 @@ def test_merv_sampling_decodes_fewer_frames_than_everything(g250):
     video = decode_video(g250)
     truth = _every_frame(g250)
     assert video.decoder == "pyav-seek" and video.keyframe_interval == 250
-    assert all(np.array_equal(f, truth[i]) for f, i in zip(video.frames, video.indices))
+    assert all(
+        np.array_equal(f, truth[i]) for f, i in zip(video.frames, video.indices, strict=True)
+    )
     # unneeded non-reference B-frames are dropped before decoding
     assert 32 <= video.frames_decoded < 640
 
@@ -101,7 +103,7 @@ def test_variable_frame_rate_frames_are_named_by_their_pts(tmp_path, container):
     assert all(np.array_equal(got.frames[int(i)], truth[int(i)]) for i in indices)
     clip = decode_video(path, start=2.0, end=9.0)  # clips by time still pick the same frames
     assert clip.decoder == "pyav-seek"
-    assert all(np.array_equal(f, truth[i]) for f, i in zip(clip.frames, clip.indices))
+    assert all(np.array_equal(f, truth[i]) for f, i in zip(clip.frames, clip.indices, strict=True))
 
 
 @pytest.mark.parametrize("threads", [0, 2])
@@ -126,4 +128,6 @@ def test_files_whose_pts_cannot_name_frames_are_declined(real_corpus):
     video = decode_video(str(real_corpus / "ntu_S001C001P001R001A001_rgb.avi"))
     truth = _every_frame(str(real_corpus / "ntu_S001C001P001R001A001_rgb.avi"))
     assert video.decoder == "pyav" and video.frames_decoded == 103
-    assert all(np.array_equal(f, truth[i]) for f, i in zip(video.frames, video.indices))
+    assert all(
+        np.array_equal(f, truth[i]) for f, i in zip(video.frames, video.indices, strict=True)
+    )
