@@ -361,4 +361,4 @@ def test_status_counts_each_encoders_rows_from_its_markers(tmp_path):
     ]
     lines = format_status(info).splitlines()
     assert lines[0].startswith("store ") and "8 videos, shards 1/2 committed" in lines[0]
-    assert lines[3].split() == ["b", "6", "1", "1", "2", "fb"]
+    assert lines[3].split() == ["b", "6", "1", "1", "2", "fb", "exact"]
