@@ -6,10 +6,10 @@ Order of work, each step there because a cheaper one can lie:
 2. probe: one PyAV demux pass gives the true frame count, every frame's timestamp, the rotation
    and the container format (``pipeline.probe``);
 3. decode: GOP-aware sparse seeking with PyAV first (``pipeline.seek``: one seek per group of
-   pictures, unneeded non-reference frames dropped), then decord, single-threaded decord where
-   its threaded decoder fails, and PyAV in order (exact, sequential) last. decord is skipped
-   where it is known to return wrong frames: rotated streams and MPEG-PS/TS. A result whose frame
-   count disagrees with the probe is rejected, not trusted;
+   pictures, unneeded non-reference frames dropped), then decord (single-threaded again where
+   more threads failed), and PyAV in order (``pipeline.in_order``, exact) last. decord is
+   skipped where it is known to return wrong frames: rotated streams, MPEG-PS/TS and AVI. A
+   result whose frame count disagrees with the probe is rejected, not trusted;
 4. upright and sized: frames are turned by the display rotation and leave the decoder at the
    size the job's ``DecodeSettings`` asks (``pipeline.decode_settings``: exact = as coded up to
    1080p, fast = the encoders' size); the manifest records the keyframe interval seen and the
