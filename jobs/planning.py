@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.corpus import ShardPlan, plan_shards
+from pipeline.decode_settings import describe_tag
 from pipeline.rows import FAILED, PENDING
 from pipeline.sources import VideoItem
 from pipeline.store import FeatureStore, StoreError
@@ -47,12 +48,8 @@ def _spec_entry(spec, decode_tag: dict | None) -> tuple[int, dict]:
     return spec.width, entry
 
 
-def _decode_words(tag: dict | None) -> str:
-    return f"{tag['mode']} decoding at {tag['short_side']}" if tag else "exact decoding"
-
-
 def _decoded_as(store: FeatureStore, name: str) -> str:
-    return _decode_words((store.encoder_attrs(name).get("spec") or {}).get("decode"))
+    return describe_tag((store.encoder_attrs(name).get("spec") or {}).get("decode"))
 
 
 def open_or_create_store(
@@ -98,7 +95,7 @@ def open_or_create_store(
                 raise StoreError(
                     f"store {url}: encoder {spec.name} was extracted with spec {have} "
                     f"({_decoded_as(store, spec.name)}), this job's spec is {want} "
-                    f"({_decode_words(decode_tag)}); refusing to mix them. Pass "
+                    f"({describe_tag(decode_tag)}); refusing to mix them. Pass "
                     f"--overwrite-encoder {spec.name} to re-extract it, or use a new --store"
                 )
             log.warning(

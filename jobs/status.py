@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from pipeline.decode_settings import describe_tag
 from pipeline.rows import FAILED, OK, PENDING
 from pipeline.store import FeatureStore
 
@@ -25,7 +26,8 @@ def store_status(url: str) -> dict:
             "pending": int((status == PENDING).sum()),
             "width": store.width(name),
             "fingerprint": store.encoder_attrs(name).get("fingerprint"),
-            "decode": _decode_mode(store.encoder_attrs(name)),
+            # how its frames were decoded: exact, or fast@SHORT_SIDE (README "Decoding speed")
+            "decode": describe_tag(_spec(store, name).get("decode"), short=True),
         }
     committed = store.committed_shards()
     return {
@@ -47,11 +49,8 @@ def store_status(url: str) -> dict:
     }
 
 
-def _decode_mode(attrs: dict) -> str:
-    """How the encoder's frames were decoded: exact, or fast@SHORT_SIDE (README "Decoding
-    speed")."""
-    tag = (attrs.get("spec") or {}).get("decode")
-    return f"{tag['mode']}@{tag['short_side']}" if tag else "exact"
+def _spec(store: FeatureStore, name: str) -> dict:
+    return store.encoder_attrs(name).get("spec") or {}
 
 
 def format_status(info: dict, failed_only: bool = False) -> str:

@@ -80,3 +80,12 @@ class DecodeSettings:
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "short_side": self.short_side, "threads": self.threads}
+
+
+def describe_tag(tag: dict | None, short: bool = False) -> str:
+    """A stored decode tag (``fingerprint_tag``) for people: "exact decoding" / "fast decoding
+    at 448", or with ``short`` "exact" / "fast@448"."""
+    if not tag:
+        return "exact" if short else "exact decoding"
+    mode, side = tag["mode"], tag["short_side"]
+    return f"{mode}@{side}" if short else f"{mode} decoding at {side}"
