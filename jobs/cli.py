@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         "two fusions, each alone; 2 seeds), print its table and where its report is.",
     )
     p.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
-    p.add_argument("--per-class", type=int, default=24, dest="per_class", help="clips per class")
+    p.add_argument("--per-class", type=int, default=48, dest="per_class", help="clips per class")
     p.add_argument("--epochs", type=int, default=30)
     return parser
 

@@ -6,7 +6,10 @@
    cross-attention and with channel concatenation, and each encoder alone, 2 seeds each;
    its table, pictures and report.html;
 4. distillation (`merv distill --sweep`): the four-encoder cross-attention run as teacher, one
-   student per subset of its encoders, quality kept against inference cost.
+   student per subset of its encoders, quality kept against inference cost;
+5. MERV's alignment stage (`merv train --lm`): a tiny Llama trained on the captions' text, then
+   frozen; the projectors and mixer aligned on the cache; held-out videos captioned
+   (`jobs/demo_lm.py`).
 """
 
 from __future__ import annotations
@@ -19,23 +22,28 @@ from pathlib import Path
 
 from jobs.ablate import run_ablation
 from jobs.config import ExtractConfig
+from jobs.demo_lm import align_demo
 from jobs.extract import run_extract
 from mixer.ablation.grid import AblationConfig
 from pipeline.synthetic import make_corpus
 
 
-def run_demo(out: str, per_class: int = 24, epochs: int = 30, echo=print) -> list[dict]:
+def run_demo(
+    out: str, per_class: int = 48, epochs: int = 30, lm_epochs: int = 200, echo=print
+) -> list[dict]:
     start = time.perf_counter()
     corpus, store = os.path.join(out, "corpus"), os.path.join(out, "store.zarr")
     labels_path = os.path.join(out, "labels.csv")
     if not os.path.exists(labels_path):
-        echo(f"[1/4] writing {per_class * 4} synthetic clips to {corpus}")
+        echo(f"[1/5] writing {per_class * 4} synthetic clips to {corpus}")
         labels = make_corpus(corpus, per_class=per_class)
         with open(labels_path, "w", newline="") as f:
             csv.writer(f).writerows([("video_id", "label"), *labels])
     else:
-        echo(f"[1/4] reusing the corpus in {corpus}")
-    echo(f"[2/4] extracting with the tiny encoders into {store}")
+        echo(f"[1/5] reusing the corpus in {corpus}")
+        with open(labels_path, newline="") as f:
+            labels = [(r["video_id"], r["label"]) for r in csv.DictReader(f)]
+    echo(f"[2/5] extracting with the tiny encoders into {store}")
     # CPU laptop: the encoder actor runs a thread per core (decoding the small clips is light).
     extracted = run_extract(
         ExtractConfig(
@@ -47,7 +55,7 @@ def run_demo(out: str, per_class: int = 24, epochs: int = 30, echo=print) -> lis
         ),
         echo=echo,
     )
-    echo("[3/4] a small ablation over the cached features (no video is decoded again)")
+    echo("[3/5] a small ablation over the cached features (no video is decoded again)")
     grid = AblationConfig(
         store=store,
         out=os.path.join(out, "ablation"),
@@ -64,6 +72,8 @@ def run_demo(out: str, per_class: int = 24, epochs: int = 30, echo=print) -> lis
          f"{time.perf_counter() - start:.0f}s")  # fmt: skip
     echo(f"report: {outcome.report} (open it in a browser: the table and the pictures)")
     distil_demo(store, Path(grid.out), epochs, echo)
+    echo(f"[5/5] MERV's alignment stage: a frozen tiny Llama, the mixer aligned on {store}")
+    align_demo(store, labels, os.path.join(out, "lm"), epochs=lm_epochs, echo=echo)
     return summary
 
 
@@ -80,7 +90,7 @@ def distil_demo(store: str, ablation: Path, epochs: int, echo=print) -> dict:
     run = next(r for r in rows if r["variant"] == "all fusion=cross_attention" and r["seed"] == 0)
     teacher = ablation / "variants" / run["variant_id"]
     out = ablation.parent / "students"
-    echo(f"[4/4] distilling {teacher} into every subset of its encoders ({out})")
+    echo(f"[4/5] distilling {teacher} into every subset of its encoders ({out})")
     epochs = min(epochs, RECIPES["distill"]["epochs"])  # the demo's --epochs caps it
     sweep = run_sweep(str(teacher), out, encoder_costs(store, echo), log=echo, epochs=epochs,
                       loader_workers=0)  # fmt: skip

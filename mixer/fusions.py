@@ -160,3 +160,5 @@ class SequenceConcat(nn.Module):
 # A distilled student's adapters (`merv distill`), loaded when a config names them.
 FUSIONS.register_module("mlp_adapter", "mixer.adapters")
 FUSIONS.register_module("temporal_adapter", "mixer.adapters")
+# MERV's mixer then a learned mix over time steps (tiny LMs and encoders without motion).
+FUSIONS.register_module("cross_attention_time_mix", "mixer.time_mix")

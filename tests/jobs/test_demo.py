@@ -19,7 +19,7 @@ from tests.helpers import quiet
 
 def test_the_demo_store_explained(tmp_path, ray_session, capsys):
     out = tmp_path / "demo"
-    summary = run_demo(str(out), per_class=3, epochs=2, echo=quiet)
+    summary = run_demo(str(out), per_class=3, epochs=2, lm_epochs=2, echo=quiet)
     assert len(summary) == 6 and all(s["seeds"] == 2 for s in summary)  # 4 singles + all x 2
     assert (out / "ablation" / "report.html").exists()
     rows = pq.read_table(out / "ablation" / "results.parquet").to_pylist()

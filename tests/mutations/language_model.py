@@ -52,4 +52,21 @@ MUTATIONS = [
         tests=["tests/mixer/test_trainer.py::test_micro_batches_take_the_steps_of_whole_batches"],
         why="accumulated gradients are summed, not averaged: steps grow with the micro-batches",
     ),
+    dict(
+        id="time-mix-across-cells",
+        file="mixer/time_mix.py",
+        old="steps = fused.reshape(b, t, n // t, d)  # tokens are stored time-major",
+        new="steps = fused.reshape(b, n // t, t, d).transpose(1, 2)",
+        tests=["tests/mixer/test_time_mix.py::test_the_mix_runs_along_time_within_each_cell"],
+        why="the tokens are read cell-major: the mix blends grid cells of one step, not the "
+        "steps of one cell, and motion stays invisible",
+    ),
+    dict(
+        id="time-mix-not-residual",
+        file="mixer/time_mix.py",
+        old="mixed = steps + torch.einsum(",
+        new="mixed = torch.einsum(",
+        tests=["tests/mixer/test_time_mix.py::test_untrained_it_is_exactly_merv_mixer"],
+        why="an untrained fusion outputs zeros instead of MERV's mixer: alignment starts blind",
+    ),
 ]
