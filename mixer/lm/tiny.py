@@ -86,6 +86,9 @@ def make_tiny_lm(folder: str | Path, texts: Sequence[str], steps: int = 200, hid
     corpus = [*texts, *(f"{a} . {b}" for a in texts for b in texts)]
     corpus += [f"{t} . {t}" for t in texts] * max(1, len(texts) - 1)  # as many repeats as not
     loss = pretrain_on_text(model, tokenizer, corpus, steps) if steps else float("nan")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per weights file is noise in the demo's output
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
