@@ -9,7 +9,7 @@ captions and captioned by greedy generation, which must name their colour and th
 The mixer is `cross_attention_time_mix` (MERV's, then a learned mix over time steps): the tiny
 random encoders put little motion into any single token and a two-layer language model cannot
 compare frames, so with MERV's mixer alone "moves left" and "moves right" stay at chance
-(measured: held-out motion 45-55%, colour 90-100%); see `mixer/time_mix.py`.
+(measured: held-out motion 44-56%, colour 74-100%); see `mixer/time_mix.py`.
 """
 
 from __future__ import annotations
