@@ -183,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     embed_cmd.add_parser(sub)
     p = sub.add_parser(
         "demo",
-        help="synthetic corpus -> tiny encoders -> a small ablation, offline",
+        help="synthetic corpus -> tiny encoders -> ablation, distillation, LM alignment, offline",
         description="Generate a labelled synthetic corpus, extract it with the tiny "
         "encoders on local Ray, run a small ablation over the cache (the four encoders with "
-        "two fusions, each alone; 2 seeds), print its table and where its report is.",
+        "two fusions, each alone; 2 seeds), print its table and where its report is; distil "
+        "the four-encoder run into every subset of its encoders; align a frozen tiny Llama on "
+        "the cache and caption the held-out videos.",
     )
     p.add_argument("--out", default="demo_out", help="working folder (default: demo_out)")
     p.add_argument("--per-class", type=int, default=48, dest="per_class", help="clips per class")
