@@ -97,6 +97,15 @@ def resume(run: Run, log: Callable[[str], None]) -> Progress:
     return progress
 
 
+def open_readers(config: TrainConfig, data: TrainRows) -> ReaderPool:
+    """The run's background readers, started and importing at once when its streams will use
+    them (a part larger than one window; smaller parts are read once, in this process)."""
+    readers = ReaderPool(config.loader_workers)
+    if len(data.rows) > config.shuffle_rows:
+        readers.warm()
+    return readers
+
+
 def streams_of(config: TrainConfig, data: TrainRows, readers: ReaderPool, rank=0, world=1):
     """The run's streams: training (this rank's part of each batch), validation, every row."""
 
@@ -130,7 +139,8 @@ def train_epoch(run: Run, epoch: int, progress: Progress) -> Progress:
     progress = open_epoch(progress, epoch)
     bar = _bar(run, epoch, start)
     waited = began = time.perf_counter()
-    for batch in run.streams["train"].epoch(epoch, start):
+    after = lambda: read_ahead(run.streams, epoch, run.config.epochs, run.rank)  # noqa: E731
+    for batch in run.streams["train"].epoch(epoch, start, then=after):
         progress, s = take_step(run, batch, progress, time.perf_counter() - waited)
         waited = time.perf_counter()
         bar.update(1)
@@ -138,6 +148,16 @@ def train_epoch(run: Run, epoch: int, progress: Progress) -> Progress:
         bar.set_postfix(loss=f"{s.loss:.4f}", videos_s=f"{seen / (waited - began):.1f}")
     bar.close()
     return progress
+
+
+def read_ahead(streams: dict, epoch: int, epochs: int, rank: int = 0) -> None:
+    """Ask for what the run reads after training epoch ``epoch`` while its last batches train:
+    the validation rows, then the next epoch or, after the last, the pass over every row
+    (validation and that pass: rank 0's only, the one that evaluates)."""
+    after = ("train", epoch + 1) if epoch + 1 < epochs else ("all", 0)
+    for name, which in (("val", 0), after):
+        if streams.get(name) is not None and (name == "train" or rank == 0):
+            streams[name].prefetch(which)
 
 
 def open_epoch(progress: Progress, epoch: int) -> Progress:

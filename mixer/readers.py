@@ -19,6 +19,7 @@ class ReaderPool:
         import fsspec
 
         self.workers, self.pool = workers, None
+        self.started = False  # reader processes were asked for (they start on demand)
         if workers:
             self.pool = ProcessPoolExecutor(
                 workers,
@@ -30,8 +31,18 @@ class ReaderPool:
                 ),  # e.g. an S3 endpoint set in this process
             )
 
+    def warm(self) -> None:
+        """Start every reader now and have it import the read path (Zarr, torch for pooling):
+        seconds per process, spent while the caller builds its models, not when the first
+        batch is due."""
+        if self.pool is not None:
+            self.started = True
+            for _ in range(self.workers):
+                self.pool.submit(_import_read_path)
+
     def submit(self, rows: np.ndarray, *args):
         if self.pool is not None:
+            self.started = True
             return self.pool.submit(read_window, rows, *args)
         return _Done(read_window(rows, *args))
 
@@ -67,6 +78,11 @@ def _open_in_worker(fsspec_conf: dict, parent: int) -> None:
     # A reader outlives a trainer killed by SIGKILL (nothing shuts the pool down): it leaves
     # as soon as it is orphaned, instead of waiting forever for work that never comes.
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _import_read_path() -> None:
+    import pipeline.store  # noqa: F401
+    from mixer.dataset import pool_tokens  # noqa: F401  (torch: read-time pooling)
 
 
 def _exit_when_orphaned(parent: int) -> None:

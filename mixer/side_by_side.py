@@ -21,12 +21,22 @@ from pathlib import Path
 import torch
 
 from .config import TrainConfig
-from .epochs import Run, TrainResult, end_epoch, open_epoch, streams_of, summarise, take_step
+from .epochs import (
+    Run,
+    TrainResult,
+    end_epoch,
+    open_epoch,
+    open_readers,
+    read_ahead,
+    streams_of,
+    summarise,
+    take_step,
+)
 from .metrics import MetricsLog, plot_curves
 from .resume import Progress
 from .selection import TrainRows
 from .steps import autocast, micro_spans, split_inputs, to_device
-from .stream import Batch, ReaderPool
+from .stream import Batch
 
 # What may differ between runs trained side by side: the model, its optimizer and its outputs.
 # Every other field decides which rows are read in which order, and must be equal.
@@ -103,7 +113,7 @@ def train_side_by_side(
     Raises:
         ValueError: the runs do not read the same rows in the same order (the field named).
     """
-    from .trainer import build_optimizer, init_model, resolve_device, save_outputs, write_results
+    from .trainer import resolve_device, save_outputs, write_results
 
     t0 = time.perf_counter()
     configs = [c.with_recipe() for c in configs]
@@ -112,27 +122,15 @@ def train_side_by_side(
     device = resolve_device(configs[0].device)
     union = _union_encoders(configs)
     shared = _select(configs[0].replace(encoders=union))
-    read = shared.read_encoders  # the shared stream's columns
-    members = []
-    for config, log in zip(configs, logs, strict=True):
-        torch.manual_seed(config.seed)  # as `mixer.train`: the same initial weights
-        data = _select(config)
-        if data.digest() != shared.digest():
-            raise ValueError(f"{config.encoders}: its rows differ from the other runs'; set "
-                             "row_encoders to every encoder of the group")  # fmt: skip
-        model = init_model(config, data, device, log)
-        opt, sched = build_optimizer(model, config, len(data.train))
-        out = Path(config.out) if config.out else None
-        run = Run(config, data, model, opt, sched, device, out, MetricsLog(out), 0, 1)
-        columns = [read.index(e) for e in data.read_encoders]
-        members.append(_Member(run, columns, _RngSlot(device), log))
-    with ReaderPool(configs[0].loader_workers) as readers:
+    with open_readers(configs[0], shared) as readers:  # they start while the models are built
+        members = _members(configs, logs, shared, device)
         streams = streams_of(configs[0], shared, readers)
         progress = [None] * len(members)
         for epoch in range(configs[0].epochs):
             progress = [open_epoch(p or Progress(), epoch) for p in progress]
             waited = time.perf_counter()
-            for batch in streams["train"].epoch(epoch):
+            after = lambda e=epoch: read_ahead(streams, e, configs[0].epochs)  # noqa: E731
+            for batch in streams["train"].epoch(epoch, then=after):
                 wait = time.perf_counter() - waited
                 for k, m in enumerate(members):
                     with m.rng:
@@ -154,6 +152,27 @@ def train_side_by_side(
             plot_curves(m.run.out)
             write_results(m.run.out, result)
     return results
+
+
+def _members(configs, logs, shared: TrainRows, device: torch.device) -> list[_Member]:
+    """Each run's model, optimizer and output, seeded as `mixer.train` seeds them."""
+    from .trainer import build_optimizer, init_model
+
+    read = shared.read_encoders  # the shared stream's columns
+    members = []
+    for config, log in zip(configs, logs, strict=True):
+        torch.manual_seed(config.seed)  # as `mixer.train`: the same initial weights
+        data = _select(config)
+        if data.digest() != shared.digest():
+            raise ValueError(f"{config.encoders}: its rows differ from the other runs'; set "
+                             "row_encoders to every encoder of the group")  # fmt: skip
+        model = init_model(config, data, device, log)
+        opt, sched = build_optimizer(model, config, len(data.train))
+        out = Path(config.out) if config.out else None
+        run = Run(config, data, model, opt, sched, device, out, MetricsLog(out), 0, 1)
+        columns = [read.index(e) for e in data.read_encoders]
+        members.append(_Member(run, columns, _RngSlot(device), log))
+    return members
 
 
 def _select(config: TrainConfig) -> TrainRows:

@@ -142,6 +142,8 @@ class FeatureStream:
         _check_pool(config.pool_grid, self.grid, "pool_grid", "grid")
         _check_pool(config.pool_time, self.time_steps, "pool_time", "time steps")
         self._whole: list[np.ndarray] | None = None  # a one-window selection, read once
+        self._whole_read = None  # ... or its read by a reader, asked for early (`prefetch`)
+        self._ahead: dict[int, tuple] = {}  # epoch -> (its plan, reads asked for early)
         self._own_readers = readers is None
         self.readers = readers if readers is not None else ReaderPool(config.num_workers)
 
@@ -159,10 +161,12 @@ class FeatureStream:
         """Global batches per epoch."""
         return -(-self.rows.size // self.config.batch_size)
 
-    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
-        """This rank's batches of ``epoch`` from global batch ``start_batch`` on."""
+    def epoch(self, epoch: int, start_batch: int = 0, then=None) -> Iterator[Batch]:
+        """This rank's batches of ``epoch`` from global batch ``start_batch`` on; ``then()``
+        is called once every window of the epoch has been asked for (a caller starts the reads
+        of what comes next there: they overlap the epoch's last batches)."""
         carry: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
-        for window in self._windows(epoch, start_batch * self.config.batch_size):
+        for window in self._windows(epoch, start_batch * self.config.batch_size, then):
             yield from self._batches(epoch, carry, *window)
         last = None
         for batch in self._batches(epoch, carry, None, None, None):
@@ -173,26 +177,49 @@ class FeatureStream:
             # still takes the step with the others (collectives stay in step)
             yield self._empty(epoch, len(self) - 1)
 
-    def _windows(self, epoch: int, skip: int) -> Iterator[tuple]:
+    def prefetch(self, epoch: int) -> None:
+        """Ask the readers now for the first windows of ``epoch`` (from its first batch), so
+        that they are read while the pass before it ends. Batches are unchanged. Nothing
+        without reader processes, or for a selection already read."""
+        if self.rows.size <= self.config.shuffle_rows:
+            if self._whole is None and self._whole_read is None and self.readers.started:
+                self._whole_read = self.readers.submit(self.rows, *self._read_args())
+        elif self.readers.workers and epoch not in self._ahead:
+            plan, pending = collections.deque(self._plan(epoch, 0)), collections.deque()
+            self._submit(plan, pending)
+            self._ahead[epoch] = (plan, pending)
+
+    def _read_args(self) -> tuple:
+        cfg = self.config
+        return self.store_url, self.encoders, cfg.pool_grid, cfg.pool_time
+
+    def _submit(self, plan: collections.deque, pending: collections.deque) -> None:
+        """Ask for the plan's next windows until ``prefetch`` windows per reader are pending."""
+        while plan and len(pending) < max(1, self.readers.workers) * self.config.prefetch:
+            positions, rows = plan.popleft()
+            pending.append((positions, rows, self.readers.submit(rows, *self._read_args())))
+
+    def _windows(self, epoch: int, skip: int, then=None) -> Iterator[tuple]:
         """(positions, rows, features) of this rank's part of each window, read ahead by the
         readers; a selection that fits one window is read once and kept (it is the window)."""
-        cfg = self.config
-        args = (self.store_url, self.encoders, cfg.pool_grid, cfg.pool_time)
-        if self.rows.size <= cfg.shuffle_rows:
-            if self._whole is None:
-                self._whole = read_window(self.rows, *args)  # small: no process to start
+        if self.rows.size <= self.config.shuffle_rows:
+            if self._whole is None:  # small: read here, unless a reader was asked already
+                read, self._whole_read = self._whole_read, None
+                self._whole = read.result() if read else read_window(self.rows, *self._read_args())
+            if then is not None:
+                then()
             for positions, rows in self._plan(epoch, skip):
                 index = np.searchsorted(self.rows, rows)
                 yield positions, rows, [f[index] for f in self._whole]
             return
-        ahead = max(1, self.readers.workers) * cfg.prefetch
-        pending: collections.deque = collections.deque()
+        early = self._ahead.pop(epoch, None) if skip == 0 else None
+        plan, pending = early or (collections.deque(self._plan(epoch, skip)), collections.deque())
         try:
-            for positions, rows in self._plan(epoch, skip):
-                pending.append((positions, rows, self.readers.submit(rows, *args)))
-                if len(pending) >= ahead:
-                    yield _result(pending.popleft())
-            while pending:
+            while plan or pending:
+                self._submit(plan, pending)
+                if not plan and then is not None:  # every window asked for
+                    then()
+                    then = None
                 yield _result(pending.popleft())
         finally:
             for *_, future in pending:  # a consumer that stopped early: drop the reads ahead

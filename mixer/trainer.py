@@ -22,11 +22,19 @@ from torch import nn
 from .checkpoint import save_model
 from .config import TrainConfig
 from .distributed import join_if_launched, leave, rank_and_size, wrap
-from .epochs import Run, TrainResult, end_epoch, resume, streams_of, summarise, train_epoch
+from .epochs import (
+    Run,
+    TrainResult,
+    end_epoch,
+    open_readers,
+    resume,
+    streams_of,
+    summarise,
+    train_epoch,
+)
 from .metrics import MetricsLog, plot_curves
 from .model import MervMixer, ModelSpec
 from .selection import select_rows
-from .stream import ReaderPool
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,14 +103,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         log = log if rank == 0 else _quiet  # one voice for the run
         torch.manual_seed(config.seed)
         data = prepare_data(config, device, log)
-        model = init_model(config, data, device, log)
-        opt, sched = build_optimizer(model, config, len(data.train))
-        out = Path(config.out) if config.out else None
-        wrapped = wrap(model, device)
-        run = Run(config, data, wrapped, opt, sched, device, out, MetricsLog(None), rank, world)
-        progress = resume(run, log)
-        run.metrics = MetricsLog(out if rank == 0 else None, progress.step)
-        with ReaderPool(config.loader_workers) as readers:
+        with open_readers(config, data) as readers:  # they start while the model is built
+            model = init_model(config, data, device, log)
+            opt, sched = build_optimizer(model, config, len(data.train))
+            out = Path(config.out) if config.out else None
+            wrapped = wrap(model, device)
+            run = Run(config, data, wrapped, opt, sched, device, out, MetricsLog(None), rank, world)
+            progress = resume(run, log)
+            run.metrics = MetricsLog(out if rank == 0 else None, progress.step)
             run.streams = streams_of(config, data, readers, rank, world)
             for epoch in range(progress.epoch, config.epochs):
                 progress = train_epoch(run, epoch, progress)

@@ -28,6 +28,13 @@ from pipeline.config import ConfigError, from_mapping, load_section
 from ..config import TrainConfig
 
 ENCODER_SETS = ("all", "singles", "leave-one-out", "all-subsets")
+# TrainConfig fields the grid sets for every variant (-> where a grid file gives them): the same
+# key under `train:` would be overridden without a word, so it is refused.
+SET_BY_GRID = {
+    "encoders": "encoders", "fusion": "fusions", "projector": "projectors",
+    "objective": "objectives", "pool_grid": "pool_grid", "pool_time": "pool_time", "lr": "lr",
+    "seed": "seeds", "store": "store", "out": "out", "row_encoders": None,
+}  # fmt: skip
 
 
 @dataclass
@@ -49,6 +56,17 @@ class AblationConfig:
     # Variants that read the same rows in the same order (same seed, batch size, epochs,
     # pooling, ...) train side by side over one read of the store (mixer.side_by_side).
     shared_read: bool = True
+
+    def __post_init__(self) -> None:
+        for key in [k for k in self.train if k in SET_BY_GRID]:
+            axis = SET_BY_GRID[key]
+            if axis is None:
+                raise ConfigError(f"ablate.train.{key}: set by the grid (the rows ok for every "
+                                  "encoder it uses, the same for all variants): remove it")  # fmt: skip
+            value = json.dumps(self.train[key])  # YAML flow syntax too
+            hint = f"{axis}: {value}" if axis in ("store", "out") else f"{axis}: [{value}]"
+            raise ConfigError(f"ablate.train.{key}: set by the grid for every variant, so "
+                              f"train's value is not used: give it as `{hint}` under ablate")  # fmt: skip
 
     @classmethod
     def load(cls, path: str, **overrides: Any) -> AblationConfig:

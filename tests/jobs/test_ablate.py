@@ -4,6 +4,7 @@ its table, statistics, pictures and report; a rerun after SIGKILL trains only wh
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -34,8 +35,8 @@ def grid_file(path, store, out) -> str:
     grid = {"ablate": {
         "store": store, "out": str(out), "seeds": [0, 1],
         "encoders": ["all", "singles"], "fusions": ["cross_attention", "channel_concat"],
-        "lr": [0.003, 0.01],
-        "train": {"d_model": 8, "epochs": 3, "batch_size": 8, "pool_grid": 1,
+        "lr": [0.003, 0.01], "pool_grid": [1],
+        "train": {"d_model": 8, "epochs": 3, "batch_size": 8,
                   "loader_workers": 0, "fusion_options": {}, "val_fraction": 0.25},
     }}  # fmt: skip
     path.write_text(yaml.safe_dump(grid))
@@ -49,6 +50,20 @@ def test_encoder_subset_keywords():
     assert encoder_subsets(["c", "a"], ENCODERS) == [["c", "a"]]
     with pytest.raises(ValueError, match="neither a list of encoders nor one of"):
         encoder_subsets("pairs", ENCODERS)
+
+
+@pytest.mark.parametrize(("key", "value", "fix"), [
+    ("pool_grid", 2, "`pool_grid: [2]` under ablate"), ("lr", 0.003, "`lr: [0.003]`"),
+    ("seed", 3, "`seeds: [3]`"), ("fusion", "channel_concat", '`fusions: ["channel_concat"]`'),
+])  # fmt: skip
+def test_a_grid_axis_under_train_is_refused_not_overridden(key, value, fix):
+    # The grid sets these for every variant: a value under train would be dropped without a word.
+    with pytest.raises(ValueError, match=f"ablate.train.{key}: set by the grid.*{re.escape(fix)}"):
+        AblationConfig(store="s", out="o", train={"epochs": 2, key: value})
+    with pytest.raises(ValueError, match="ablate.train.row_encoders: set by the grid"):
+        AblationConfig(store="s", out="o", train={"row_encoders": ENCODERS})
+    grid = AblationConfig(store="s", out="o", pool_grid=[value] if key == "pool_grid" else [None])
+    assert {v.config.pool_grid for v in expand(grid, ENCODERS)} == {grid.pool_grid[0]}
 
 
 def test_tasks_share_reads_and_fill_the_cores_a_node_has():

@@ -181,7 +181,8 @@ def ablate(head, store, out, tmp_path, private=None, then: str = ""):
     import yaml
 
     grid = {"ablate": {"store": str(store), "out": str(out), "encoders": ["all", "singles"],
-                       "train": {"d_model": 8, "epochs": 2, "batch_size": 8, "pool_grid": 1,
+                       "pool_grid": [1],
+                       "train": {"d_model": 8, "epochs": 2, "batch_size": 8,
                                  "loader_workers": 0, "fusion_options": {}}}}  # fmt: skip
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     argv = [*MERV, "ablate", "--config", str(tmp_path / "grid.yaml"), "--address", head.address]

@@ -183,3 +183,56 @@ def test_a_store_on_s3_gives_the_batches_of_the_local_store(stored, s3_server, m
         np.testing.assert_array_equal(x.rows, y.rows)
         for fx, fy in zip(x.features, y.features, strict=True):
             np.testing.assert_array_equal(fx, fy)
+
+
+def test_readers_start_with_the_run_only_when_its_streams_use_them(stored):
+    # Started at once, readers import the read path while the models are built; a run whose
+    # every part fits one window reads in its own process and must not pay for them.
+    from types import SimpleNamespace
+
+    from mixer.config import TrainConfig
+    from mixer.epochs import open_readers
+
+    url, _, rows = stored
+    for shuffle_rows, streamed in ((16, True), (len(rows), False)):
+        cfg = TrainConfig(store=url, loader_workers=2, shuffle_rows=shuffle_rows)
+        with open_readers(cfg, SimpleNamespace(rows=rows)) as readers:
+            assert readers.workers == 2
+            assert bool(readers.pool._processes) == streamed  # before any window is asked for
+
+
+def test_reads_asked_for_early_give_the_same_batches(stored):
+    # `prefetch` and `then` let a run ask for the next pass's windows while this one ends:
+    # the batches must not change, and `then` comes once, before the epoch's last batch.
+    url, _, rows = stored
+    cfg = StreamConfig(batch_size=4, seed=1, shuffle_rows=16, num_workers=2)
+    small = rows[:12]  # fits one window: read once, by a reader when one runs
+    with FeatureStream(url, ["a", "b"], rows, cfg) as plain:
+        expected = [collect(plain, e) for e in (0, 1)]
+    alone = StreamConfig(batch_size=4, seed=1, shuffle_rows=16, num_workers=0)
+    with FeatureStream(url, ["a", "b"], small, alone) as plain:
+        expected_small = collect(plain, 0)
+    with (
+        FeatureStream(url, ["a", "b"], rows, cfg) as stream,
+        FeatureStream(url, ["a", "b"], small, cfg, readers=stream.readers) as val,
+    ):
+        calls = []
+        seen = []
+        for batch in stream.epoch(0, then=lambda: calls.append(len(seen))):
+            seen.append(batch)
+            if len(calls) == 0 and len(seen) == 1:
+                val.prefetch(0)  # the readers run now: the small read goes to one of them
+                stream.prefetch(1)
+        assert len(calls) == 1 and 0 < calls[0] < len(seen)  # once, before the last batch
+        assert val._whole_read is not None and 1 in stream._ahead
+        got = [seen, collect(stream, 1)]
+        got_small = collect(val, 0)
+        stream.prefetch(0)  # then resumed from batch 2: the early reads are not its windows
+        resumed = collect(stream, 0, 2)
+    np.testing.assert_array_equal(flat_rows(resumed), flat_rows(expected[0][2:]))
+    for want, have in zip([*expected, expected_small], [*got, got_small], strict=True):
+        assert len(want) == len(have)
+        for x, y in zip(want, have, strict=True):
+            np.testing.assert_array_equal(x.rows, y.rows)
+            for fx, fy in zip(x.features, y.features, strict=True):
+                np.testing.assert_array_equal(fx, fy)

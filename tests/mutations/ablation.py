@@ -68,4 +68,12 @@ MUTATIONS = [
         tests=["tests/jobs/test_cost.py::test_cost_per_encoder_and_break_even"],
         why="the on-the-fly cost forgets preprocessing: the cache looks less worth it",
     ),
+    dict(
+        id="ablate-train-overrides-an-axis",
+        file="mixer/ablation/grid.py",
+        old="        for key in [k for k in self.train if k in SET_BY_GRID]:",
+        new="        for key in []:",
+        tests=[f"{_ABLATE}::test_a_grid_axis_under_train_is_refused_not_overridden"],
+        why="`train: {pool_grid: 2}` is dropped without a word: every variant reads 8x8 tokens",
+    ),
 ]

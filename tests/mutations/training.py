@@ -53,4 +53,28 @@ MUTATIONS = [
         tests=[f"{_SPLITS}::test_resume_refuses_a_changed_split"],
         why="a resumed run silently continues on other rows",
     ),
+    dict(
+        id="readers-start-for-every-run",
+        file="mixer/epochs.py",
+        old="    if len(data.rows) > config.shuffle_rows:",
+        new="    if True:",
+        tests=[f"{_STREAM}::test_readers_start_with_the_run_only_when_its_streams_use_them"],
+        why="a run small enough to read in its own process still starts reader processes",
+    ),
+    dict(
+        id="readers-start-on-the-first-read",
+        file="mixer/epochs.py",
+        old="        readers.warm()",
+        new="        pass",
+        tests=[f"{_STREAM}::test_readers_start_with_the_run_only_when_its_streams_use_them"],
+        why="readers import the read path only when the first batch is due, not while models are built",
+    ),
+    dict(
+        id="early-reads-serve-a-resumed-epoch",
+        file="mixer/stream.py",
+        old="        early = self._ahead.pop(epoch, None) if skip == 0 else None",
+        new="        early = self._ahead.pop(epoch, None)",
+        tests=[f"{_STREAM}::test_reads_asked_for_early_give_the_same_batches"],
+        why="an epoch resumed mid-way takes the windows read ahead from its first batch",
+    ),
 ]
