@@ -178,24 +178,27 @@ class FeatureStream:
             yield self._empty(epoch, len(self) - 1)
 
     def prefetch(self, epoch: int) -> None:
-        """Ask the readers now for the first windows of ``epoch`` (from its first batch), so
-        that they are read while the pass before it ends. Batches are unchanged. Nothing
-        without reader processes, or for a selection already read."""
+        """Ask the readers now for the first window of ``epoch`` (from its first batch), so
+        that it is read while the pass before it ends: one window more in memory at most.
+        Batches are unchanged. Nothing without reader processes, or for a selection already
+        read."""
         if self.rows.size <= self.config.shuffle_rows:
             if self._whole is None and self._whole_read is None and self.readers.started:
                 self._whole_read = self.readers.submit(self.rows, *self._read_args())
         elif self.readers.workers and epoch not in self._ahead:
             plan, pending = collections.deque(self._plan(epoch, 0)), collections.deque()
-            self._submit(plan, pending)
+            self._submit(plan, pending, most=1)
             self._ahead[epoch] = (plan, pending)
 
     def _read_args(self) -> tuple:
         cfg = self.config
         return self.store_url, self.encoders, cfg.pool_grid, cfg.pool_time
 
-    def _submit(self, plan: collections.deque, pending: collections.deque) -> None:
-        """Ask for the plan's next windows until ``prefetch`` windows per reader are pending."""
-        while plan and len(pending) < max(1, self.readers.workers) * self.config.prefetch:
+    def _submit(self, plan: collections.deque, pending: collections.deque, most=None) -> None:
+        """Ask for the plan's next windows until ``prefetch`` windows per reader (or ``most``)
+        are pending."""
+        most = most or max(1, self.readers.workers) * self.config.prefetch
+        while plan and len(pending) < most:
             positions, rows = plan.popleft()
             pending.append((positions, rows, self.readers.submit(rows, *self._read_args())))
 

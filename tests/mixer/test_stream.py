@@ -225,6 +225,7 @@ def test_reads_asked_for_early_give_the_same_batches(stored):
                 stream.prefetch(1)
         assert len(calls) == 1 and 0 < calls[0] < len(seen)  # once, before the last batch
         assert val._whole_read is not None and 1 in stream._ahead
+        assert len(stream._ahead[1][1]) == 1  # one window more in memory, not a reader's share
         got = [seen, collect(stream, 1)]
         got_small = collect(val, 0)
         stream.prefetch(0)  # then resumed from batch 2: the early reads are not its windows

@@ -77,4 +77,12 @@ MUTATIONS = [
         tests=[f"{_STREAM}::test_reads_asked_for_early_give_the_same_batches"],
         why="an epoch resumed mid-way takes the windows read ahead from its first batch",
     ),
+    dict(
+        id="read-ahead-holds-every-window",
+        file="mixer/stream.py",
+        old="            self._submit(plan, pending, most=1)",
+        new="            self._submit(plan, pending)",
+        tests=[f"{_STREAM}::test_reads_asked_for_early_give_the_same_batches"],
+        why="reading the next pass ahead holds a reader's share of windows more, not one",
+    ),
 ]
