@@ -265,9 +265,7 @@ class FeatureStream:
     def _empty(self, epoch: int, index: int) -> Batch:
         """This rank's empty part of global batch ``index`` (shapes as read, zero rows)."""
         none = np.zeros(0, np.int64)
-        cfg = self.config
-        feats = read_window(none, self.store_url, self.encoders, cfg.pool_grid, cfg.pool_time)
-        return self._batch(epoch, index, none, feats)
+        return self._batch(epoch, index, none, read_window(none, *self._read_args()))
 
     def _batch(self, epoch: int, index: int, rows: np.ndarray, feats: list) -> Batch:
         size = min(self.config.batch_size, self.rows.size - index * self.config.batch_size)
